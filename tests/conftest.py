@@ -1,0 +1,39 @@
+"""Shared fixtures: the real Whisper model (loaded once per session) and synthesized calls."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from roleplay.models import cache_dir, prepare_environment
+
+prepare_environment()
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ROLEPLAY_SHARED_DIR", REPO.parent / "shared"))
+SPEECH = SHARED / "speech"
+
+
+@pytest.fixture(scope="session")
+def transcriber():
+    from roleplay.asr import FasterWhisperTranscriber
+    from roleplay.models import choose_model
+
+    return FasterWhisperTranscriber(choose_model(None).path)
+
+
+@pytest.fixture(scope="session")
+def tts_cache() -> Path:
+    """Synthesized lines are cached by a hash of text, voice, prosody and version: safe to reuse."""
+    path = cache_dir() / "test-tts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def speech_file(relative: str) -> Path:
+    path = SPEECH / relative
+    if not path.exists():
+        pytest.skip(f"shared test speech {path} is not present")
+    return path
