@@ -298,7 +298,8 @@ def _baseline(turns: list[Turn], calibration: Audio | None, language: str, setti
     for t in trainee:
         chosen.append(t)
         speech = sum(c.duration_s - c.pause_total_s for c in chosen)
-        if speech >= settings.baseline_min_speech_s or sum(c.syllables for c in chosen) >= settings.baseline_min_syllables:
+        syllables = sum(c.syllables for c in chosen)
+        if speech >= settings.baseline_min_speech_s or syllables >= settings.baseline_min_syllables:
             break
     # never let the baseline swallow more than half of the trainee's turns
     chosen = chosen[: max(1, len(trainee) // 2)] if len(trainee) > 1 else chosen

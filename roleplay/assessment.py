@@ -225,7 +225,8 @@ def _address_behaviour(a: Analysis):
         return NA
     after = [t for t in _trainee(a) if t.start_s > abuse.start_s][:2]
     boundary = [t for t in after if any(p.category == "boundary" for p in t.phrases)]
-    figures = {"abusive_turn": abuse.index, "abuse": list(abuse.abuse), "named_in_turn": boundary[0].index if boundary else None}
+    figures = {"abusive_turn": abuse.index, "abuse": list(abuse.abuse),
+               "named_in_turn": boundary[0].index if boundary else None}
     return ("pass" if boundary else "fail"), figures, (abuse.index, *(t.index for t in boundary))
 
 
@@ -268,7 +269,7 @@ class _Blank(dict):
 
 def _fmt(value: Any) -> Any:
     if isinstance(value, float):
-        return f"{value:+.1f}" if value < 0 or value > 0 else "0"
+        return "0" if abs(value) < 0.05 else f"{value:+.1f}"
     return "?" if value is None else value
 
 

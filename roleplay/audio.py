@@ -5,7 +5,9 @@ Conversion to int16 bytes happens only at the edges (files, devices).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,15 +76,33 @@ def _read_multichannel(path: Path) -> tuple[np.ndarray, int]:
         raise InputError(f"{path}: empty file, expected audio (wav, flac, mp3, ogg)")
     import soundfile
 
-    try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception:  # libsndfile lacks some formats (m4a, some mp3): try FFmpeg via PyAV
-        data, rate = _read_with_av(path)
+    with _quiet_c_stderr():  # mpg123 inside libsndfile prints "Note: ..." lines on bad mp3 data
+        try:
+            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        except Exception:  # libsndfile lacks some formats (m4a, some mp3): try FFmpeg via PyAV
+            data, rate = _read_with_av(path)
     if data.shape[0] == 0:
         raise InputError(f"{path}: contains no audio samples")
     if not np.all(np.isfinite(data)):
         raise InputError(f"{path}: contains NaN or infinite samples, expected finite audio")
     return data, int(rate)
+
+
+@contextlib.contextmanager
+def _quiet_c_stderr():
+    """Silence what C libraries write to file descriptor 2 (Python's own errors are unaffected)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _read_with_av(path: Path) -> tuple[np.ndarray, int]:
@@ -106,11 +126,8 @@ def _read_with_av(path: Path) -> tuple[np.ndarray, int]:
                 chunks.append(arr.astype(np.float32))
     except InputError:
         raise
-    except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(
-            f"{path}: not a readable audio file ({reason}); expected wav, flac, mp3 or ogg"
-        ) from None
+    except Exception:
+        raise InputError(f"{path}: not a readable audio file; expected wav, flac, mp3 or ogg") from None
     if not chunks:
         raise InputError(f"{path}: contains no audio samples")
     return np.concatenate(chunks, axis=0), int(rate)

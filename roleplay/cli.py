@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from roleplay import __version__
 from roleplay.errors import RoleplayError
@@ -46,6 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--language", default="nl", help="nl or en")
     _add_model(ex)
 
+    v = sub.add_parser("voices", help="the caller and trainee voices")
+    vs = v.add_subparsers(dest="voices_command", metavar="ACTION", required=True)
+    vs.add_parser("list", help="list the voice profiles")
+    vp = vs.add_parser("preview", help="speak a sample line in a voice")
+    vp.add_argument("voice", help="a voice id (see `roleplay voices list`) or a profile file")
+    vp.add_argument("--anger", type=float, default=0.0, help="0 (calm) to 10 (furious)")
+    vp.add_argument("--out", metavar="FILE", help="where to write the WAV (default: a temporary file)")
+    vp.add_argument("--play", action="store_true", help="also play it on the default output device")
+
+    s = sub.add_parser("scenarios", help="the scenarios a caller can play")
+    ss = s.add_subparsers(dest="scenarios_command", metavar="ACTION", required=True)
+    ss.add_parser("list", help="list the shipped scenarios")
+    sh = ss.add_parser("show", help="show one scenario")
+    sh.add_argument("scenario", help="a scenario id or file")
+    sv = ss.add_parser("validate", help="check scenario files (all shipped ones when none is given)")
+    sv.add_argument("files", nargs="*", metavar="FILE")
+
     b = sub.add_parser("bench", help="benchmarks that print figures and the machine")
     b.add_argument("what", choices=["analysis", "accuracy"])
     b.add_argument("--minutes", type=float, default=5.0, help="length of the benchmark call (analysis)")
@@ -72,7 +90,27 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return bench.run(args)
 
 
-COMMANDS = {"analyse": _cmd_analyse, "analyze": _cmd_analyse, "example": _cmd_example, "bench": _cmd_bench}
+def _cmd_voices(args: argparse.Namespace) -> int:
+    from roleplay import voice
+
+    if args.voices_command == "list":
+        return voice.cmd_voices_list(sys.stdout)
+    return voice.cmd_voices_preview(args.voice, anger=args.anger, out_path=Path(args.out) if args.out else None,
+                                    play=args.play)
+
+
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    from roleplay import scenario
+
+    if args.scenarios_command == "list":
+        return scenario.cmd_scenarios_list(sys.stdout)
+    if args.scenarios_command == "show":
+        return scenario.cmd_scenarios_show(args.scenario, sys.stdout)
+    return scenario.cmd_scenarios_validate(args.files, sys.stdout)
+
+
+COMMANDS = {"analyse": _cmd_analyse, "analyze": _cmd_analyse, "example": _cmd_example, "bench": _cmd_bench,
+            "voices": _cmd_voices, "scenarios": _cmd_scenarios}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,7 +77,8 @@ def read_input(args: argparse.Namespace) -> CallInput:
         print(f"roleplay: note: the two files differ in length ({caller.duration_s:.1f} s and "
               f"{trainee.duration_s:.1f} s); they are taken to start at the same moment", file=sys.stderr)
     source = {"caller": args.caller, "trainee": args.trainee}
-    return CallInput(caller, trainee, calibration, None, (), {}, source, Path(f"{Path(args.trainee).stem}.analysis.json"))
+    default_json = Path(f"{Path(args.trainee).stem}.analysis.json")
+    return CallInput(caller, trainee, calibration, None, (), {}, source, default_json)
 
 
 def check_language(value: str | None, default: str | None) -> str:
@@ -109,7 +110,8 @@ class _Progress:
         self._bar.close()
 
 
-def run_analysis(inp: CallInput, *, language: str, transcriber: Transcriber) -> tuple[Analysis, tuple[AdviceResult, ...]]:
+def run_analysis(inp: CallInput, *, language: str, transcriber: Transcriber
+                 ) -> tuple[Analysis, tuple[AdviceResult, ...]]:
     duration = max(a.duration_s for a in (inp.caller, inp.trainee) if a is not None)
     progress = _Progress(duration, steps=2 * sum(a is not None for a in (inp.caller, inp.trainee)) + 1)
     try:

