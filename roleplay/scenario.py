@@ -27,6 +27,7 @@ from typing import Any, NoReturn, TextIO
 import yaml
 
 from roleplay.errors import InputError
+from roleplay.paths import data_dir
 
 # The advice items of the guide (section 2), in the guide's order.
 ADVICE_IDS = (
@@ -203,13 +204,11 @@ class Scenario:
 
 
 def scenarios_dir() -> Path:
-    env = os.environ.get("ROLEPLAY_SCENARIOS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "scenarios"
+    return data_dir("scenarios", env="ROLEPLAY_SCENARIOS_DIR")
 
 
 def voices_dir() -> Path:
-    env = os.environ.get("ROLEPLAY_VOICES_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "voices"
+    return data_dir("voices", env="ROLEPLAY_VOICES_DIR")
 
 
 def known_voices() -> Mapping[str, str]:

@@ -61,6 +61,7 @@ import numpy as np
 from roleplay import __version__
 from roleplay.audio import Audio, save_wav
 from roleplay.errors import InputError, RoleplayError
+from roleplay.paths import data_dirs
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +177,7 @@ def voices_dirs() -> tuple[Path, ...]:
     $ROLEPLAY_VOICES_DIR, then the repository's voices/ beside the package (a checkout or an
     editable install), then <prefix>/share/roleplay/voices (where a wheel's data files land).
     """
-    dirs = []
-    if os.environ.get(VOICES_DIR_ENV):
-        dirs.append(Path(os.environ[VOICES_DIR_ENV]).expanduser())
-    dirs.append(Path(__file__).resolve().parent.parent / "voices")
-    dirs.append(Path(sys.prefix) / "share" / "roleplay" / "voices")
-    return tuple(d for d in dirs if d.is_dir())
+    return data_dirs("voices", env=VOICES_DIR_ENV)
 
 
 def _profile_files() -> dict[str, Path]:
