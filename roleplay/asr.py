@@ -22,6 +22,7 @@ from roleplay.vad import SpeechSegment
 LANGUAGES = ("nl", "en")
 _MAX_CLIP_S = 28.0  # Whisper sees 30 s at a time
 _MIN_CLIP_S = 0.1
+_JOIN_GAP_S = 1.0
 
 # Whisper's stock inventions on silence/noise (normalised, matched as substrings).
 _HALLUCINATIONS = (
@@ -78,9 +79,10 @@ def is_hallucination(text: str) -> bool:
 class FasterWhisperTranscriber:
     """The real recognizer. Construct once per process: loading costs about a second.
 
-    Each speech segment is decoded on its own (faster-whisper's batched pipeline with our VAD
-    segments as clips): Whisper fed one long stream of joined speech fell into repetition loops
-    on synthetic voices, and separate clips keep one turn's words out of the next.
+    Each utterance is decoded on its own (faster-whisper's batched pipeline with our VAD segments
+    as clips). Whisper fed one long stream of joined speech, or several utterances packed into one
+    window, fell into repetition loops on synthetic voices ("ja maar dat klopt niet" ten times);
+    separate clips also keep one turn's words out of the next.
     """
 
     def __init__(self, model_path: Path, *, settings: AsrSettings = AsrSettings()) -> None:
@@ -121,12 +123,19 @@ class FasterWhisperTranscriber:
 
 
 def _clip_spans(segments: tuple[SpeechSegment, ...]) -> list[tuple[float, float]]:
-    """Segments as clips of at most one Whisper window; tiny ones are dropped."""
-    out = []
+    """Clips for the recognizer: segments less than a second apart share a clip (one utterance
+    with its natural pauses; Whisper encodes 30 s per clip however short, so fewer clips is
+    faster), at most one Whisper window long; tiny ones are dropped."""
+    spans: list[list[float]] = []
     for seg in segments:
-        start = seg.start_s
-        while seg.end_s - start > _MIN_CLIP_S:
-            end = min(seg.end_s, start + _MAX_CLIP_S)
+        if spans and seg.start_s - spans[-1][1] <= _JOIN_GAP_S and seg.end_s - spans[-1][0] <= _MAX_CLIP_S:
+            spans[-1][1] = seg.end_s
+        else:
+            spans.append([seg.start_s, seg.end_s])
+    out = []
+    for start, stop in spans:
+        while stop - start > _MIN_CLIP_S:
+            end = min(stop, start + _MAX_CLIP_S)
             out.append((round(start, 3), round(end, 3)))
             start = end
     return out

@@ -158,17 +158,3 @@ def save_wav(path: str | Path, audio: Audio) -> None:
     import soundfile
 
     soundfile.write(str(path), audio.samples, audio.rate_hz, subtype="PCM_16")
-
-
-def mix(parts: list[tuple[float, Audio]], *, rate_hz: int, duration_s: float | None = None) -> Audio:
-    """Place (start_s, audio) parts on one timeline, summing where they overlap."""
-    end_s = max((start + a.duration_s for start, a in parts), default=0.0)
-    total = int(math.ceil((duration_s if duration_s is not None else end_s) * rate_hz))
-    out = np.zeros(total, dtype=np.float32)
-    for start_s, part in parts:
-        part = part.resampled(rate_hz)
-        a = int(round(start_s * rate_hz))
-        b = min(total, a + len(part.samples))
-        if b > a:
-            out[a:b] += part.samples[: b - a]
-    return Audio(out, rate_hz)
