@@ -34,6 +34,7 @@ class TimingSettings:
     # transcript and acoustic counts further apart than this: the recognizer dropped or invented
     # words, so trust the acoustic count
     max_count_disagreement: float = 0.15
+    min_word_probability: float = 0.5  # below this mean word probability a transcript is doubtful
 
 
 @dataclass(frozen=True)
@@ -149,23 +150,28 @@ def _assign_words(segments: tuple[SpeechSegment, ...], words: tuple[Word, ...], 
     return [_Segment(speaker, s.start_s, s.end_s, tuple(b)) for s, b in zip(segments, buckets, strict=True)]
 
 
-def _overlaps(a0: float, a1: float, segs: list[_Segment], margin_s: float = 0.0) -> bool:
-    return any(s.start_s < a1 + margin_s and s.end_s > a0 - margin_s for s in segs)
-
-
 def _split_backchannels(segs: dict[str, list[_Segment]], language: str, settings: TimingSettings
                         ) -> tuple[dict[str, list[_Segment]], list[Backchannel]]:
-    """A short listener token ('ja', 'hm', 'oké') while the other speaks is not a turn."""
+    """A short listener token ('ja', 'hm', 'oké') while the other speaks is not a turn.
+
+    'While the other speaks': the other party was already talking at its onset (or stopped less
+    than 0.3 s before), in speech longer than the token itself."""
     kept: dict[str, list[_Segment]] = {}
     backchannels: list[Backchannel] = []
     for speaker, own in segs.items():
         other = segs[_other(speaker)]
         kept[speaker] = []
         for s in own:
-            short = s.end_s - s.start_s <= settings.max_backchannel_s
-            during_other = _overlaps(s.start_s, s.end_s, other, margin_s=0.3)
-            # an untranscribed blip is usually 'hm' (Whisper drops those)
-            token = is_backchannel(s.text, language=language) if s.text else s.end_s - s.start_s < 0.8
+            duration = s.end_s - s.start_s
+            short = duration <= settings.max_backchannel_s
+            during_other = any(o.start_s < s.start_s < o.end_s + 0.3 and o.end_s - o.start_s > duration
+                               for o in other)
+            probability = float(np.mean([w.probability for w in s.words])) if s.words else 0.0
+            if s.text and probability >= settings.min_word_probability:
+                token = is_backchannel(s.text, language=language)
+            else:
+                # an untranscribed or misheard blip is usually 'hm' ('Amen.', 'The end.' at p < 0.5)
+                token = duration < 0.8
             if short and during_other and token:
                 backchannels.append(Backchannel(speaker, s.start_s, s.end_s, s.text))
             else:
@@ -181,12 +187,13 @@ def _group_turns(segs: dict[str, list[_Segment]], settings: TimingSettings) -> l
     """Join a speaker's segments into turns unless the gap is long or the other party spoke in it."""
     groups: list[list[_Segment]] = []
     for speaker, own in segs.items():
-        other_starts = [s.start_s for s in segs[_other(speaker)]]
+        other = segs[_other(speaker)]
         current: list[_Segment] = []
         for s in own:
             if current:
                 gap_start = current[-1].end_s
-                other_spoke = any(gap_start <= t < s.start_s for t in other_starts)
+                # the other party spoke in the gap (also when they started earlier and talked on)
+                other_spoke = any(o.start_s < s.start_s and o.end_s > gap_start for o in other)
                 if s.start_s - gap_start > settings.turn_gap_s or other_spoke:
                     groups.append(current)
                     current = []
@@ -223,7 +230,10 @@ def _make_turn(index: int, group: list[_Segment], audio: Audio, language: str,
     chunk = audio.slice_s(start_s, end_s)
     m = _measure(chunk)
     n_text = count_syllables(text, language=language) if text else 0
-    use_acoustic = abs(n_text - m.syllables_acoustic) > settings.max_count_disagreement * max(m.syllables_acoustic, 1)
+    probability = float(np.mean([w.probability for w in words])) if words else 0.0
+    disagree = abs(n_text - m.syllables_acoustic) > settings.max_count_disagreement * max(m.syllables_acoustic, 1)
+    # a confident transcript beats the acoustic count (which misses syllables in fast speech)
+    use_acoustic = disagree and probability < settings.min_word_probability
     syllables = m.syllables_acoustic if use_acoustic else n_text
     duration = end_s - start_s
     speaking = max(duration - m.pause_total_s, 1e-3)
@@ -398,4 +408,44 @@ def analyse_audio(
         response_latencies_s=tuple(latency_by_turn[k] for k in sorted(latency_by_turn)),
         baseline=baseline, anger=_anger_from_events(events), call=dict(call or {}),
         warnings=tuple(warnings), quality=quality,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# One turn at a time, as a live call (or the simulated one in roleplay.demo) measures it
+
+
+def calibration_baseline(calibration: Audio, *, language: str, transcriber: Transcriber | None,
+                         settings: TimingSettings = TimingSettings()) -> Baseline:
+    """The trainee's baseline from a calibration recording, exactly as `analyse_audio` takes it."""
+    return _baseline([], calibration, language, settings, transcriber)
+
+
+def analyse_turn(*, audio: Audio, speaker: str, language: str, transcriber: Transcriber,
+                 baseline: Baseline | None = None, offset_s: float = 0.0,
+                 settings: TimingSettings = TimingSettings()) -> Turn | None:
+    """One party's stretch of audio measured as one turn: VAD, recognizer, syllables, rates,
+    loudness, pitch and phrases, relative to `baseline` (a trainee's). None when nobody spoke.
+    Times are on the call's timeline: `offset_s` is where `audio` starts."""
+    if speaker not in SPEAKERS:
+        raise InputError(f"unknown speaker {speaker!r}; expected one of {', '.join(SPEAKERS)}")
+    audio = audio.resampled(ANALYSIS_RATE_HZ)
+    vad = speech_segments(audio)
+    if not vad:
+        return None
+    words = transcriber.transcribe(audio, vad, language=language)
+    turn = _make_turn(0, _assign_words(vad, words, speaker), audio, language, settings)
+    if baseline is not None and speaker == "trainee":
+        turn = _relative(turn, baseline)
+    if not offset_s:
+        return turn
+
+    def shift(t: float) -> float:
+        return round(t + offset_s, 3)
+
+    return replace(
+        turn, start_s=shift(turn.start_s), end_s=shift(turn.end_s),
+        words=tuple(replace(w, start_s=w.start_s + offset_s, end_s=w.end_s + offset_s)
+                    for w in turn.words),
+        phrases=tuple(replace(p, start_s=shift(p.start_s)) for p in turn.phrases),
     )
