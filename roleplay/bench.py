@@ -84,7 +84,10 @@ def run_analysis_bench(minutes: float, model: str | None) -> int:
     print_machine()
     with tempfile.TemporaryDirectory(prefix="roleplay-bench-") as tmp:
         print(f"synthesising a {minutes:g}-minute call ...", flush=True)
-        placed = place_lines(bench_call_script(minutes), cache_dir=cache_dir() / "bench-tts")
+        tts_cache = cache_dir() / "bench-tts"
+        placed = place_lines(bench_call_script(minutes), cache_dir=tts_cache)
+        # the script's length is a guess: scale it once by what the voices really took
+        placed = place_lines(bench_call_script(minutes * minutes * 60 / placed[-1].end_s), cache_dir=tts_cache)
         call = write_call(Path(tmp) / "call", placed, language="nl")
         call_s = load_call(call).duration_s
         cmd = [sys.executable, "-m", "roleplay", "analyse", str(call), "--quiet", "--json", str(Path(tmp) / "a.json")]
