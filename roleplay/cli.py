@@ -64,11 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
     sv = ss.add_parser("validate", help="check scenario files (all shipped ones when none is given)")
     sv.add_argument("files", nargs="*", metavar="FILE")
 
+    d = sub.add_parser("demo", help="a whole simulated call: the angry caller and a simulated trainee, "
+                       "recorded, analysed and reported")
+    d.add_argument("--scenario", default="nl-visite-derde-keer", metavar="ID",
+                   help="scenario id or file (default: nl-visite-derde-keer; see `roleplay scenarios list`)")
+    d.add_argument("--trainee", choices=["good", "poor"], default="good", help="how the simulated trainee behaves")
+    d.add_argument("--seed", type=int, default=1, help="the same seed gives the same call")
+    d.add_argument("--out", metavar="DIR", default="demo-call",
+                   help="call directory to write (if it is not empty: DIR-2, DIR-3, ...)")
+    _add_model(d)
+
     b = sub.add_parser("bench", help="benchmarks that print figures and the machine")
     b.add_argument("what", choices=["analysis", "accuracy"])
     b.add_argument("--minutes", type=float, default=5.0, help="length of the benchmark call (analysis)")
     _add_model(b)
 
+    from roleplay import history_cli  # report, history, progress, readiness, review, group
+
+    history_cli.add_parsers(sub)
     return parser
 
 
@@ -88,6 +101,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from roleplay import bench
 
     return bench.run(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from roleplay.demo import cmd_demo
+
+    return cmd_demo(args)
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
@@ -110,7 +129,16 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"analyse": _cmd_analyse, "analyze": _cmd_analyse, "example": _cmd_example, "bench": _cmd_bench,
-            "voices": _cmd_voices, "scenarios": _cmd_scenarios}
+            "voices": _cmd_voices, "scenarios": _cmd_scenarios, "demo": _cmd_demo}
+
+
+def _history_commands() -> dict:
+    from roleplay.history_cli import COMMANDS as history_commands
+
+    return history_commands
+
+
+COMMANDS.update(_history_commands())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,9 +17,17 @@ from roleplay.analysis import Analysis, analyse_audio  # noqa: E402
 from roleplay.asr import LANGUAGES, FasterWhisperTranscriber, Transcriber  # noqa: E402
 from roleplay.assessment import AdviceResult, assess  # noqa: E402
 from roleplay.audio import Audio, channel_count, load_audio  # noqa: E402
+from roleplay.history import record_quietly  # noqa: E402
 from roleplay.models import choose_model  # noqa: E402
 from roleplay.recording import load_call  # noqa: E402
-from roleplay.report import analysis_dict, print_summary, render_html, write_atomic, write_json  # noqa: E402
+from roleplay.report import (  # noqa: E402
+    analysis_dict,
+    print_summary,
+    render_html,
+    write_atomic,
+    write_call_outputs,
+    write_json,
+)
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,7 @@ def analyse(args: argparse.Namespace) -> int:
     data = analysis_dict(analysis, advice, source=inp.source)
     json_path = Path(args.json) if args.json else inp.default_json
     write_json(json_path, data)
+    record_quietly(data, Path(inp.source["call_dir"]) if "call_dir" in inp.source else None)
     if args.html:
         write_atomic(Path(args.html), render_html(data))
     if not args.quiet:
@@ -151,8 +160,7 @@ def example(args: argparse.Namespace) -> int:
                                         trainee=None, calibration=None))
     analysis, advice = run_analysis(inp, language=language, transcriber=transcriber)
     data = analysis_dict(analysis, advice, source=inp.source)
-    write_json(out / "analysis.json", data)
-    write_atomic(out / "report.html", render_html(data))
+    write_call_outputs(out, data)
     print_summary(data, sys.stdout)
     print(f"\nFull result: {out / 'analysis.json'}; page: {out / 'report.html'}")
     return 0

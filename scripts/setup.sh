@@ -17,6 +17,8 @@ sudo=""
 # virtual audio; libsndfile and ffmpeg read audio files; sox is handy for checks.
 packages="python3 python3-venv python3-dev espeak-ng libportaudio2 libsndfile1 ffmpeg sox
   pulseaudio pulseaudio-utils libasound2-plugins alsa-utils"
+# the tests also drive a real browser over the reports and a real PostgreSQL server for the history
+[ "${1:-}" = "--test" ] && packages="$packages chromium postgresql"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from roleplay.models import cache_dir, prepare_environment
 
 prepare_environment()
+# Tests never touch the user's own history: one throw-away database per test session.
+os.environ["ROLEPLAY_DB"] = os.path.join(tempfile.mkdtemp(prefix="roleplay-test-db-"), "history.sqlite3")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("ROLEPLAY_SHARED_DIR", REPO.parent / "shared"))

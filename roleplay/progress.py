@@ -1,0 +1,139 @@
+"""Progress of one trainee over repeated attempts: per advice item and per figure, oldest first."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Sequence
+from typing import TextIO
+
+from roleplay.history import KEY_FIGURES, CallRow
+
+ITEMS = (
+    "outcome",
+    "greeting",
+    "stay-calm",
+    "slower-softer",
+    "breathe",
+    "let-vent",
+    "no-interrupt",
+    "no-discussion",
+    "positive",
+    "silence",
+    "concrete",
+    "warm-transfer",
+    "address-behaviour",
+    "announce-end",
+)
+# Figures worth a trend line, with the band that counts as good (None: no band).
+TREND_FIGURES: dict[str, tuple[float, float] | None] = {
+    "rate_change_pct": (-40.0, -10.0),
+    "loudness_change_db": (-10.0, -2.0),
+    "pitch_change_st": (-3.0, 1.5),
+    "interruptions": (0.0, 0.0),
+    "caller_share_pct": (60.0, 100.0),
+    "long_pauses": None,
+    "max_latency_s": (0.8, 3.0),
+    "arguments": (0.0, 0.0),
+    "anger_end": (0.0, 4.0),
+    "time_to_calm_s": None,
+    "time_to_answer_s": None,
+    "duration_s": None,
+}
+assert set(TREND_FIGURES) <= set(KEY_FIGURES)
+_MARK = {"pass": "✔", "fail": "✘", "not-applicable": "–", None: "·"}
+
+
+def language_of(rows: Sequence[CallRow]) -> str:
+    langs = Counter(r.language for r in rows if r.language)
+    return langs.most_common(1)[0][0] if langs else "nl"
+
+
+def _trend(values: list[float]) -> str:
+    if len(values) < 2:
+        return ""
+    half = max(1, len(values) // 2)
+    early, late = sum(values[:half]) / half, sum(values[-half:]) / half
+    if abs(late - early) < 1e-9:
+        return "→"
+    return "↑" if late > early else "↓"
+
+
+def print_progress(trainee: str, rows: Sequence[CallRow], out: TextIO, *, scenario: str | None = None) -> None:
+    if not rows:
+        print(f"No calls recorded for {trainee}" + (f" in {scenario}" if scenario else "") + ".", file=out)
+        return
+    print(
+        f"Progress of {trainee}: {len(rows)} call(s), {rows[0].started_utc[:10]} .. {rows[-1].started_utc[:10]}"
+        + (f", scenario {scenario}" if scenario else ", all scenarios"),
+        file=out,
+    )
+    print(f"\n{'advice item':<18} {'attempts, oldest first':<{max(24, 2 * len(rows))}} last 4", file=out)
+    for item in ITEMS:
+        vs = [r.verdict(item) for r in rows]
+        if all(v in (None, "not-applicable") for v in vs):
+            continue
+        last = [v for v in vs if v in ("pass", "fail")][-4:]
+        marks = " ".join(
+            _MARK.get(v, "?") + ("" if item not in r.reviews else "") for v, r in zip(vs, rows, strict=True)
+        )
+        print(
+            f"{item:<18} {marks:<{max(24, 2 * len(rows))}} {sum(v == 'pass' for v in last)}/{len(last)} passed",
+            file=out,
+        )
+    print(f"\n{'figure':<20} {'first':>8} {'last':>8}  trend", file=out)
+    for name in TREND_FIGURES:
+        nums = [v for v in (r.figures.get(name) for r in rows) if isinstance(v, int | float)]
+        if nums:
+            print(f"{name:<20} {nums[0]:>8.1f} {nums[-1]:>8.1f}  {_trend(nums)}", file=out)
+
+
+def render_progress_html(trainee: str, rows: Sequence[CallRow], *, scenario: str | None = None) -> str:
+    from roleplay.report import _CSS, sparkline_svg, texts, verdict_strip_svg
+
+    language = language_of(rows)
+    t = texts(language)
+    p, items_t, fig_t = t["progress"], t["items"], t["figures"]
+    e = html.escape
+    if not rows:
+        body = f"<p>{e(p['none'])}</p>"
+    else:
+        dates = f"{rows[0].started_utc[:10]} – {rows[-1].started_utc[:10]}"
+        item_rows = []
+        for item in ITEMS:
+            vs = [r.verdict(item) for r in rows]
+            if all(v in (None, "not-applicable") for v in vs):
+                continue
+            last = [v for v in vs if v in ("pass", "fail")][-4:]
+            item_rows.append(
+                f'<tr data-item="{e(item)}"><th>{e(items_t.get(item, item))}</th>'
+                f"<td>{verdict_strip_svg(vs)}</td><td>{sum(v == 'pass' for v in last)}/{len(last)}</td></tr>"
+            )
+        fig_rows = []
+        for name, band in TREND_FIGURES.items():
+            values = [r.figures.get(name) for r in rows]
+            nums = [v for v in values if isinstance(v, int | float)]
+            if not nums:
+                continue
+            fig_rows.append(
+                f'<tr data-figure="{e(name)}"><th>{e(fig_t.get(name, name))}</th>'
+                f"<td>{sparkline_svg(values, width=320, height=60, band=band, label=name)}</td>"
+                f"<td>{nums[0]:g} → {nums[-1]:g}</td></tr>"
+            )
+        calls = "".join(
+            f"<tr><td>{e(r.started_utc[:16].replace('T', ' '))}</td><td>{e(r.scenario)}</td>"
+            f"<td>{e(r.intensity or '–')}</td>"
+            f"<td>{e(t['outcomes'].get(r.outcome or '', r.outcome or '–'))}</td>"
+            f"<td>{(r.duration_s or 0):.0f} s</td></tr>"
+            for r in rows
+        )
+        body = (
+            f"<p>{len(rows)} {e(p['attempts'])}, {e(dates)}{' · ' + e(scenario) if scenario else ''}</p>"
+            f"<h2>{e(p['items'])}</h2><table id='items'>{''.join(item_rows)}</table>"
+            f"<h2>{e(p['figures'])}</h2><table id='figures'>{''.join(fig_rows)}</table>"
+            f"<h2>{e(t['labels']['date'])}</h2><table id='calls'>{calls}</table>"
+        )
+    return f"""<!doctype html>
+<html lang="{e(language)}"><head><meta charset="utf-8"><title>{e(p["title"])}: {e(trainee)}</title>
+<style>{_CSS}</style></head><body><h1>{e(p["title"])}: {e(trainee)}</h1>{body}</body></html>
+"""
