@@ -267,9 +267,10 @@ class _Blank(dict):
         return "?"
 
 
-def _fmt(value: Any) -> Any:
+def _fmt(value: Any, language: str) -> Any:
     if isinstance(value, float):
-        return "0" if abs(value) < 0.05 else f"{value:+.1f}"
+        text = "0" if abs(value) < 0.05 else f"{value:+.1f}"
+        return text.replace(".", ",") if language == "nl" else text  # Dutch writes a decimal comma
     return "?" if value is None else value
 
 
@@ -279,9 +280,9 @@ def assess(a: Analysis) -> tuple[AdviceResult, ...]:
     for advice_id in ADVICE_IDS:
         verdict, figures, turns = RULES[advice_id](a)
         template = texts[advice_id][verdict]
-        values = _Blank({k: _fmt(v) for k, v in figures.items()})
+        values = _Blank({k: _fmt(v, a.language) for k, v in figures.items()})
         if "time_to_answer_s" in figures:
-            values["time_to_answer_s"] = f"{figures['time_to_answer_s']:.1f}"
+            values["time_to_answer_s"] = _fmt(float(figures["time_to_answer_s"]), a.language).lstrip("+")
         out.append(AdviceResult(advice_id, verdict, figures, turns, template.format_map(values),
                                 advice_id in PROXY_ITEMS))
     return tuple(out)
