@@ -476,6 +476,16 @@ class Pyttsx3Synthesizer:
         self._worker = worker
 
     def synthesize(self, text: str, prosody: Prosody) -> Audio:
+        try:
+            return self._synthesize_once(text, prosody)
+        except InputError:
+            raise
+        except RoleplayError:
+            # espeak through pyttsx3 now and then writes no audio under load (about 1 in 50
+            # utterances here); a second attempt has always worked, so try exactly once more.
+            return self._synthesize_once(text, prosody)
+
+    def _synthesize_once(self, text: str, prosody: Prosody) -> Audio:
         import soundfile
 
         worker = self._worker or shared_worker()
