@@ -202,4 +202,5 @@ def test_cli_writes_documented_json(nl_call, tmp_path):
     assert data["baseline"]["source"] == "calibration"
     assert [a["id"] for a in data["advice"]] == list(ADVICE_IDS)
     assert "Interruption by trainee" in r.stdout
-    assert "<h2>Advice</h2>" in html.read_text()
+    page = html.read_text()
+    assert all(f'id="advice-{advice_id}"' in page for advice_id in ADVICE_IDS)
