@@ -114,6 +114,10 @@ def run_analysis_bench(minutes: float, model: str | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what == "latency":
+        from roleplay.livebench import run_latency_bench
+
+        return run_latency_bench(args.model)
     if args.what == "analysis":
         return run_analysis_bench(args.minutes, args.model)
     from roleplay.accuracy import run_accuracy

@@ -55,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     vp.add_argument("--anger", type=float, default=0.0, help="0 (calm) to 10 (furious)")
     vp.add_argument("--out", metavar="FILE", help="where to write the WAV (default: a temporary file)")
     vp.add_argument("--play", action="store_true", help="also play it on the default output device")
+    vr = vs.add_parser("record", help="record a scenario's caller lines in your own voice, line by line",
+                       description="Record the caller's lines through the microphone; writes WAV files and a "
+                                   "copy of the scenario that uses them (see docs/recorded-lines.md).")
+    vr.add_argument("scenario", help="a scenario id or file")
+    vr.add_argument("--out", metavar="DIR", help="where the recordings and the scenario copy go "
+                    "(default: recordings/SCENARIO-ID)")
+    vr.add_argument("--input-device", metavar="DEV", help="PortAudio index or part of a name")
+    vr.add_argument("--situations", metavar="A,B", help="only these situations (default: all)")
+    vr.add_argument("--max-line-s", type=float, default=15.0, metavar="S",
+                    help="longest recording of one line (default 15)")
 
     s = sub.add_parser("scenarios", help="the scenarios a caller can play")
     ss = s.add_subparsers(dest="scenarios_command", metavar="ACTION", required=True)
@@ -74,8 +84,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="call directory to write (if it is not empty: DIR-2, DIR-3, ...)")
     _add_model(d)
 
+    dr = sub.add_parser("drill", help="a live call: the caller rings, you answer aloud (microphone "
+                        "and speaker; a headset is best)")
+    dr.add_argument("scenario", help="scenario id or file (see `roleplay scenarios list`)")
+    dr.add_argument("--trainee", default="default", metavar="NAME",
+                    help="whose calibration to use (recorded before the first call)")
+    dr.add_argument("--input-device", metavar="DEV", help="PortAudio index or part of a name")
+    dr.add_argument("--output-device", metavar="DEV", help="PortAudio index or part of a name")
+    dr.add_argument("--end-of-turn", type=float, default=0.7, metavar="S",
+                    help="seconds of silence that end your turn (default 0.7)")
+    dr.add_argument("--out", metavar="DIR", default="drill-call",
+                    help="call directory to write (if it is not empty: DIR-2, DIR-3, ...)")
+    _add_model(dr)
+    dv = sub.add_parser("devices", help="list audio devices; --test checks microphone and delay")
+    dv.add_argument("--test", action="store_true", help="play a chirp and a tone, record a few seconds")
+    dv.add_argument("--input-device", metavar="DEV")
+    dv.add_argument("--output-device", metavar="DEV")
+
     b = sub.add_parser("bench", help="benchmarks that print figures and the machine")
-    b.add_argument("what", choices=["analysis", "accuracy"])
+    b.add_argument("what", choices=["analysis", "accuracy", "latency"])
     b.add_argument("--minutes", type=float, default=5.0, help="length of the benchmark call (analysis)")
     _add_model(b)
 
@@ -109,11 +136,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return cmd_demo(args)
 
 
+def _cmd_drill(args: argparse.Namespace) -> int:
+    from roleplay.live import cmd_drill
+
+    return cmd_drill(args)
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from roleplay.devices import cmd_devices
+    from roleplay.live import _device
+
+    return cmd_devices(test=args.test, input_device=_device(args.input_device),
+                       output_device=_device(args.output_device), out=sys.stdout)
+
+
 def _cmd_voices(args: argparse.Namespace) -> int:
     from roleplay import voice
 
     if args.voices_command == "list":
         return voice.cmd_voices_list(sys.stdout)
+    if args.voices_command == "record":
+        from roleplay.recordlines import cmd_voices_record
+
+        return cmd_voices_record(args)
     return voice.cmd_voices_preview(args.voice, anger=args.anger, out_path=Path(args.out) if args.out else None,
                                     play=args.play)
 
@@ -129,7 +174,8 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"analyse": _cmd_analyse, "analyze": _cmd_analyse, "example": _cmd_example, "bench": _cmd_bench,
-            "voices": _cmd_voices, "scenarios": _cmd_scenarios, "demo": _cmd_demo}
+            "voices": _cmd_voices, "scenarios": _cmd_scenarios, "demo": _cmd_demo,
+            "drill": _cmd_drill, "devices": _cmd_devices}
 
 
 def _history_commands() -> dict:

@@ -369,10 +369,12 @@ def _round(value: float | None, digits: int = 2) -> float | None:
 
 
 def _caller_speech(line: CallerLine, voice: Any, anger: float, cache_dir: Path | None) -> Audio:
-    if line.audio_path is not None:  # a trainer's own recording of this line
-        from roleplay.audio import load_audio
+    if line.audio_path is not None:
+        # A trainer's own recording: trimmed, levelled, and made louder and faster as the voice
+        # profile says for this anger (pitch kept); see roleplay.recordlines.
+        from roleplay.recordlines import recorded_line_audio
 
-        return load_audio(line.audio_path).resampled(ANALYSIS_RATE_HZ)
+        return recorded_line_audio(line.audio_path, voice, anger)
     return _speak(line.text, voice=voice, prosody=voice.prosody_at(anger), gain_db=0.0,
                   cache_dir=cache_dir)
 
@@ -410,7 +412,8 @@ def cmd_demo(args: Any, out: TextIO = sys.stdout) -> int:
     transcriber = load_transcriber(args.model)
     from roleplay.models import cache_dir
 
-    result = run_demo(scenario_id=scenario.id, style=args.trainee, seed=args.seed,
+    # the id or file as given: a scenario file outside scenarios/ (a recorded copy) loads too
+    result = run_demo(scenario_id=args.scenario, style=args.trainee, seed=args.seed,
                       out_dir=directory, transcriber=transcriber,
                       cache_dir=cache_dir() / "tts", progress=out)
     data = analysis_dict(result.analysis, result.advice, source={"call_dir": str(directory)})

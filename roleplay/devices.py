@@ -25,6 +25,9 @@ BLOCK_SAMPLES = 1024  # blocksize=0 recorded silence over PulseAudio; 1024 (64 m
 RING_S = 30.0  # microphone audio kept for a reader that falls behind
 START_TIMEOUT_S = 10.0  # PortAudio over PulseAudio took about 1.7 s to the first callback
 SETTLE_S = 1.0
+# An input latency above this is a capture backlog, not a device latency: an idle PulseAudio
+# null sink built up 1.6 s while PortAudio started, and the microphone stayed that late.
+MAX_INPUT_LATENCY_S = 0.5
 MIN_LAG_CONFIDENCE = 0.5  # below this the microphone did not clearly hear the chirp
 CLIP_LEVEL = 0.999
 TEST_RECORD_S = 3.0
@@ -185,25 +188,47 @@ class DuplexStream:
         self.block_samples = block_samples
         ring_blocks = math.ceil(ring_s * rate_hz / block_samples)
         self._ring = np.zeros(ring_blocks * block_samples, dtype=np.float32)
+        self._schedule_lock = threading.Lock()  # between producers only, never in the callback
+        self._stream = None
+        self._started = False
+        self.reopened = False  # start() re-opened the stream once to shed an input backlog
+        self._reset()
+
+    def _reset(self) -> None:
         self._blocks: queue.SimpleQueue[int] = queue.SimpleQueue()  # end index of each block
         self._status = np.zeros(4, dtype=np.int64)
         self._schedule: tuple[_Playing, ...] = ()  # replaced whole, never mutated: no lock
-        self._schedule_lock = threading.Lock()  # between producers only, never in the callback
         self._frames = 0  # samples rendered/recorded so far by the callback
         self._read_pos = 0
-        self._stream = None
-        self._started = False
+        self._input_latency_s = 0.0
         self._finished = False
         self._closing = False
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self, *, timeout_s: float = START_TIMEOUT_S, settle_s: float = SETTLE_S) -> None:
+    def start(
+        self,
+        *,
+        timeout_s: float = START_TIMEOUT_S,
+        settle_s: float = SETTLE_S,
+        max_input_latency_s: float = MAX_INPUT_LATENCY_S,
+    ) -> None:
         """Open the devices and run `settle_s` of audio; RoleplayError if they do not run.
 
         Over PulseAudio the first 0.3 s or so had output underflows that shifted the lag;
-        settling first lets `measure_lag` see the lag that then holds.
+        settling first lets `measure_lag` see the lag that then holds. If the microphone
+        then runs more than `max_input_latency_s` behind (a capture backlog built up while
+        the stream started: the trainee would be heard that much late all call long), the
+        stream is re-opened once; `input_latency_s` tells what remained.
         """
+        self._open_and_settle(timeout_s=timeout_s, settle_s=settle_s)
+        if self._input_latency_s > max_input_latency_s:
+            self._close_quietly()
+            self._reset()
+            self.reopened = True
+            self._open_and_settle(timeout_s=timeout_s, settle_s=settle_s)
+
+    def _open_and_settle(self, *, timeout_s: float, settle_s: float) -> None:
         sd = _sounddevice()
         try:
             self._stream = sd.Stream(
@@ -283,6 +308,7 @@ class DuplexStream:
                 out[a - start : b - start] += item.samples[a - item.start : b - item.start]
                 item.played_end = b
 
+        self._input_latency_s = time_info.currentTime - time_info.inputBufferAdcTime
         if status:
             counts = self._status
             counts[0] += status.input_overflow
@@ -368,6 +394,15 @@ class DuplexStream:
         return self._read_pos
 
     @property
+    def input_latency_s(self) -> float:
+        """How long ago the latest microphone block was captured, as PortAudio reports it.
+
+        Tens of ms on a healthy stream; seconds mean a capture backlog. It does not predict
+        the output-to-input lag (`measure_lag` does), but it did reveal backlogs.
+        """
+        return self._input_latency_s
+
+    @property
     def status(self) -> StreamStatus:
         c = self._status
         return StreamStatus(int(c[0]), int(c[1]), int(c[2]), int(c[3]))
@@ -382,6 +417,7 @@ class LagMeasurement:
     lag_samples: int
     confidence: float  # lowest normalised correlation at the peak: 1 = the chirp came back intact
     spread_ms: float  # max - min over the repeats: non-zero means the lag moved
+    gain: float = 0.0  # echo path gain (microphone / speaker amplitude); ~0 with a headset
 
 
 def chirp(
@@ -423,6 +459,7 @@ def measure_lag(
     probe64 = probe.astype(np.float64)
     lags: list[int] = []
     confidences: list[float] = []
+    gains: list[float] = []
     for handle in handles:
         start = handle.start_sample - first
         window = recorded[start : start + len(probe) + max_lag].astype(np.float64)
@@ -431,6 +468,7 @@ def measure_lag(
         aligned = window[lag : lag + len(probe)]
         denominator = float(np.linalg.norm(aligned) * np.linalg.norm(probe64))
         lags.append(lag)
+        gains.append(abs(float(scores[lag])) / float(np.dot(probe64, probe64)))
         confidences.append(abs(float(scores[lag])) / denominator if denominator > 0 else 0.0)
     lag = int(np.median(lags))
     return LagMeasurement(
@@ -438,6 +476,7 @@ def measure_lag(
         lag_samples=lag,
         confidence=min(1.0, min(confidences)),
         spread_ms=(max(lags) - min(lags)) * 1000 / stream.rate_hz,
+        gain=float(np.median(gains)),
     )
 
 

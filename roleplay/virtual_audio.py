@@ -5,6 +5,13 @@ the default input. A scripted trainee plays into `roleplay_mic`; `loopback()` al
 speaker leak into the microphone, like a laptop without a headset. PortAudio reaches the
 server through ALSA's `pulse` plug-in (libasound2-plugins), which makes itself the ALSA
 default when a server answers at PULSE_SERVER.
+
+Both null sinks are kept busy by a server-side loopback from a silent null source at
+KEEPALIVE_LATENCY_MS. An idle null sink renders in blocks of up to 2 s: a stream opened on it
+waited up to 1.7 s for its first callback, and on the microphone side the capture buffer
+filled meanwhile, so injected sound then arrived about 1.6 s late for the rest of the stream
+(PortAudio reported that input latency too). Kept busy, streams after the first started
+within 0.1 s and heard injected sound on time.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from roleplay.errors import RoleplayError
 
 SPEAKER_SINK = "roleplay_speaker"
 MIC_SINK = "roleplay_mic"
+SILENCE_SOURCE = "roleplay_silence"
+KEEPALIVE_LATENCY_MS = 10
 RATE_HZ = 16_000
 START_TIMEOUT_S = 10.0
 INJECT_LATENCY_MS = 20  # pacat's buffer: how late an injected sound may start
@@ -127,7 +136,9 @@ class VirtualDevices:
         return Injection(due_monotonic_s=due, _process=process, _writer=writer)
 
     @contextlib.contextmanager
-    def loopback(self, *, exact: bool = False, latency_ms: int = 20) -> Iterator[None]:
+    def loopback(
+        self, *, exact: bool = False, latency_ms: int = 20, gain_db: float = 0.0
+    ) -> Iterator[None]:
         """Let the microphone hear the speaker; streams opened inside the block see it.
 
         exact=False: module-loopback mixes the speaker into `roleplay_mic`, together with
@@ -135,6 +146,8 @@ class VirtualDevices:
         drift by about 0.1 ms a second, with an occasional 2 ms jump.
         exact=True: the default input becomes the speaker's monitor: the microphone records
         exactly what was played (no injected sound), for sample-exact checks.
+        gain_db (exact=False only): how loud the speaker reaches the microphone; a laptop's
+        loudspeaker is well below the voice of the person in front of it.
         """
         if exact:
             self.pactl("set-default-source", self.speaker_monitor)
@@ -150,11 +163,23 @@ class VirtualDevices:
                 "sink_dont_move=true",
             ).strip()
             undo = ("unload-module", module)
+            if gain_db:
+                self._set_module_input_volume(module, gain_db)
         try:
             yield
         finally:
             if self.running:
                 self.pactl(*undo)
+
+    def _set_module_input_volume(self, module: str, gain_db: float) -> None:
+        """Set the volume of the sink input that `module` owns (a loopback's)."""
+        index = None
+        for block in self.pactl("list", "sink-inputs").split("Sink Input #")[1:]:
+            if f"Owner Module: {module}\n" in block + "\n":
+                index = block.split("\n", 1)[0].strip()
+        if index is None:
+            raise RoleplayError(f"no sink input of module {module} to set the loopback gain on")
+        self.pactl("set-sink-input-volume", index, f"{gain_db:+.1f}dB")
 
     def stop(self) -> None:
         """Kill the server: open streams on it fail, as when a headset is pulled out."""
@@ -219,6 +244,10 @@ def _start_server(runtime_dir: Path, socket: Path) -> subprocess.Popen:
         "--exit-idle-time=-1",
         "--use-pid-file=no",
         "--disallow-exit",
+        # Without shared memory: with it, a client's libpulse deadlocked when the server
+        # vanished (its mainloop waited in pa_memimport_free holding the lock that the
+        # PortAudio thread wanted), so stream.abort() hung instead of reporting the loss.
+        "--disable-shm=yes",
         "--log-target=stderr",
         "-L",
         f"module-native-protocol-unix socket={socket} auth-anonymous=1",
@@ -226,7 +255,15 @@ def _start_server(runtime_dir: Path, socket: Path) -> subprocess.Popen:
         f"module-null-sink sink_name={SPEAKER_SINK} rate={RATE_HZ} channels=1",
         "-L",
         f"module-null-sink sink_name={MIC_SINK} rate={RATE_HZ} channels=1",
+        "-L",
+        f"module-null-source source_name={SILENCE_SOURCE} rate={RATE_HZ} channels=1",
     ]
+    for sink in (SPEAKER_SINK, MIC_SINK):  # keep-alive: see the module docstring
+        command += [
+            "-L",
+            f"module-loopback source={SILENCE_SOURCE} sink={sink} "
+            f"latency_msec={KEEPALIVE_LATENCY_MS} source_dont_move=true sink_dont_move=true",
+        ]
     server_env = {
         **os.environ,
         # Its own runtime, state and home: no clash with another server, nothing in ~ (as

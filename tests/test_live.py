@@ -1,0 +1,259 @@
+"""`roleplay drill` end to end over virtual devices, with a scripted trainee speaking into the
+virtual microphone (espeak-ng) while the loudspeaker leaks into it (module-loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from roleplay.errors import RoleplayError
+from roleplay.live import DrillSettings, delay_summary, run_drill
+from roleplay.livebench import ScriptedTrainee, espeak, prepare_trainee
+from roleplay.phrases import normalise
+from roleplay.recording import load_call
+from roleplay.virtual_audio import virtual_devices
+
+pytestmark = pytest.mark.model
+RATE_HZ = 16_000
+SCENARIO = "nl-visite-derde-keer"
+REPLIES = (
+    ("Ik begrijp dat u ongerust bent.", "after", 1.0),
+    ("Maar meneer, luister nu eens even naar mij.", "interrupt", 1.2),
+    ("Ik stuur nu een dokter naar u toe, binnen een uur is hij er.", "after", 0.6),
+    ("Dat is heel vervelend voor u.", "after", 0.5),
+)
+
+
+@pytest.fixture(scope="module")
+def vd():
+    try:
+        with virtual_devices() as started:
+            yield started
+    except RoleplayError as exc:
+        if "not installed" in str(exc):
+            pytest.skip(str(exc))
+        raise
+
+
+@pytest.fixture(scope="module")
+def xdg(tmp_path_factory):
+    data = tmp_path_factory.mktemp("xdg")
+    old = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(data)
+    prepare_trainee("tester")
+    yield data
+    if old is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def call(vd, xdg, transcriber, tmp_path_factory):
+    out = tmp_path_factory.mktemp("drill") / "call"
+    trainee = ScriptedTrainee(vd, out, replies=REPLIES)
+    began = time.monotonic()
+    # a laptop without a headset: the caller's voice leaks into the microphone, 12 dB down
+    with vd.loopback(gain_db=-12.0):
+        result = run_drill(scenario_id=SCENARIO, trainee="tester", out_dir=out,
+                           transcriber=transcriber, on_ready=trainee.on_ready,
+                           settings=DrillSettings(max_caller_lines=5, seed=3))
+    trainee.stop()
+    print(f"drill took {time.monotonic() - began:.1f} s; lag {result.lag}; "
+          f"delays {delay_summary(result.reply_delays)}")
+    return result, trainee
+
+
+def _events(directory: Path) -> list[dict]:
+    return [json.loads(x) for x in (directory / "events.jsonl").read_text().splitlines() if x]
+
+
+def _onset(track: np.ndarray, reference: np.ndarray, *, near_s: float, within_s: float = 1.5) -> float:
+    """Where `reference` starts in `track`, searched near `near_s` (envelope correlation)."""
+    from scipy.signal import correlate
+
+    a = max(0, int((near_s - within_s) * RATE_HZ))
+    b = min(len(track), int((near_s + within_s) * RATE_HZ) + len(reference))
+    window = track[a:b].astype(np.float64)
+    scores = correlate(window, reference.astype(np.float64), mode="valid")
+    return (a + int(np.argmax(np.abs(scores)))) / RATE_HZ
+
+
+def test_call_directory_is_complete_and_analysed(call) -> None:
+    result, _ = call
+    d = result.directory
+    for name in ("meta.json", "caller.wav", "trainee.wav", "events.jsonl", "calibration.wav",
+                 "analysis.json", "report.html"):
+        assert (d / name).is_file(), name
+    rec = load_call(d)
+    assert not rec.cut_off and rec.meta["mode"] == "live"
+    assert result.outcome in ("time-limit", "calmed", "caller-hung-up")
+    assert result.lag.confidence > 0.5 and 0 < result.lag.lag_ms < 600
+    assert rec.caller.duration_s == pytest.approx(rec.trainee.duration_s, abs=0.01)
+    assert result.caller_lines >= 4
+
+
+def test_trainee_turns_are_recognised_as_well_as_the_clean_clips(call, transcriber) -> None:
+    """Whisper base hears espeak poorly even on the clean clip ("Ik begrijp dat ongerust
+    bent."), so the live transcript is held against the clean clip's, not against the script."""
+    from roleplay.live import _live_transcriber
+    from roleplay.vad import speech_segments
+
+    live_asr = _live_transcriber(transcriber)
+    result, trainee = call
+    heard = [e for e in _events(result.directory) if e["type"] == "trainee-turn" and e["heard"]]
+    texts = [p.text for p in trainee.played]
+    assert len(heard) >= len(texts) - 1
+    recalls = []
+    for said in texts:
+        clip = espeak(said)
+        clean = " ".join(w.text for w in live_asr.transcribe(clip, speech_segments(clip), language="nl"))
+        words = set(normalise(clean).split())
+        if not words:
+            continue
+        best = max(len(words & set(normalise(h["heard"]).split())) / len(words) for h in heard)
+        recalls.append(best)
+        print(f"{said!r}: clean {clean!r}, live best recall {best:.2f}")
+    assert np.median(recalls) >= 0.3  # espeak through Whisper base, greedy: weak even when clean
+
+
+def test_interruption_detected_on_time_and_caller_reacts(call) -> None:
+    result, trainee = call
+    events = _events(result.directory)
+    rec = load_call(result.directory)
+    (cut_in,) = [p for p in trainee.played if p.mode == "interrupt"]
+    truth_s = _onset(rec.trainee.samples, espeak(cut_in.text).samples, near_s=cut_in.planned_s)
+    detected = [e for e in events if e["type"] == "interruption"]
+    assert detected, events
+    nearest = min(detected, key=lambda e: abs(e["t_s"] - truth_s))
+    print(f"interruption: spoken at {truth_s:.3f} s, detected at {nearest['t_s']:.3f} s")
+    assert abs(nearest["t_s"] - truth_s) <= 0.15
+    # spoken after a silence, the other replies are no interruptions
+    assert len(detected) == 1
+    # the caller reacted: the interruption raised the anger, and the next line says so
+    angers = [e for e in events if e["type"] == "anger" and e["reason"] == "interruption"]
+    assert angers and angers[0]["delta"] > 0
+    lines = [e for e in events if e["type"] == "caller-line"]
+    after = [e for e in lines if e["t_s"] > nearest["t_s"]]
+    assert after and after[0]["situation"] in ("interrupted", "escalating", "abusive", "hanging_up")
+
+
+def test_recorded_caller_audio_is_what_was_played_on_one_timeline(call) -> None:
+    """The loudspeaker leaks into the microphone: the trainee track must hold the caller track's
+    audio (correlation), close to where the caller track has it (the measured lag removed).
+
+    The lag measured by the chirp at the start held to a few ms in short streams, but over a
+    whole call under CPU load it moved by 60 to 140 ms here after an output underflow (PortAudio
+    shifts its output against its input); the offsets and the stream status are printed."""
+    result, _ = call
+    rec = load_call(result.directory)
+    lines = [e for e in _events(result.directory) if e["type"] == "caller-line"]
+    offsets = []
+    for line in lines[:3]:
+        # the first second only: the scripted interruption starts 1.2 s into a line
+        a, b = int(line["t_s"] * RATE_HZ), int(min(line["end_s"], line["t_s"] + 1.0) * RATE_HZ)
+        played = rec.caller.samples[a:b]
+        assert np.max(np.abs(played)) > 0.05  # the caller track holds the line
+        found = _onset(rec.trainee.samples, played, near_s=line["t_s"], within_s=0.3)
+        heard = rec.trainee.samples[int(found * RATE_HZ) :][: len(played)].astype(np.float64)
+        corr = float(np.dot(heard, played) / (np.linalg.norm(heard) * np.linalg.norm(played)))
+        offsets.append(found - line["t_s"])
+        assert corr > 0.6, (line["text"], corr)  # 0.72-0.9 here: the loopback resamples
+    print("echo position against the caller track (ms):", [round(o * 1000, 1) for o in offsets],
+          "stream status:", rec.meta.get("stream_status"))
+    spread = max(offsets) - min(offsets)
+    assert spread <= 0.02  # within the call the echo keeps its place (drift ~0.2 ms/s)
+    underflows = (rec.meta.get("stream_status") or {}).get("output_underflows", 0)
+    # An output underflow (CPU load) shifts the output against the input after the chirp was
+    # measured: 60-140 ms seen here with 1 underflow. Without one the lag must hold.
+    assert all(abs(o) <= (0.2 if underflows else 0.02) for o in offsets), (offsets, underflows)
+
+
+def test_reply_delays_are_logged_with_their_parts(call) -> None:
+    result, _ = call
+    delays = [e for e in _events(result.directory) if e["type"] == "reply-delay"]
+    assert len(delays) >= 3
+    for d in delays:
+        parts = (d["silence_wait_s"] + d["input_s"] + d["recognition_s"] + d["decision_s"]
+                 + d["synthesis_s"] + d["output_s"])
+        assert d["total_s"] == pytest.approx(parts, abs=0.12), d
+        assert d["silence_wait_s"] == pytest.approx(0.7, abs=0.05)
+
+
+def test_device_vanishing_mid_call_keeps_the_recording(xdg, transcriber, tmp_path) -> None:
+    out = tmp_path / "call"
+    with virtual_devices() as second:
+        trainee = ScriptedTrainee(second, out, replies=REPLIES[:1])
+
+        def ready() -> None:
+            trainee.on_ready()
+            threading.Timer(9.0, second.stop).start()
+
+        result = run_drill(scenario_id=SCENARIO, trainee="tester", out_dir=out,
+                           transcriber=transcriber, on_ready=ready,
+                           settings=DrillSettings(seed=3))
+    assert result.cut_off and "audio device stopped" in result.message
+    rec = load_call(out)
+    assert rec.cut_off and rec.meta["status"] == "aborted"
+    assert rec.trainee.duration_s > 1.0  # the stream runs slower than the wall clock under load
+    assert (out / "report.html").is_file()
+
+
+def test_killed_drill_leaves_an_analysable_call(vd, xdg, tmp_path) -> None:
+    out = tmp_path / "killed"
+    env = {**os.environ, **vd.env, "XDG_DATA_HOME": str(xdg)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roleplay", "drill", SCENARIO, "--trainee", "tester", "--out", str(out)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            events = out / "events.jsonl"
+            if events.exists() and "call-start" in events.read_text():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the drill never started the call")
+        vd.play_into_mic(espeak("Huisartsenpost, goedenavond, u spreekt met Anna."), delay_s=0.3)
+        while time.monotonic() < deadline:
+            if "caller-line" in (out / "events.jsonl").read_text():
+                break
+            time.sleep(0.1)
+        time.sleep(1.5)  # the caller is talking
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    rec = load_call(out)
+    assert rec.cut_off and rec.meta["status"] == "recording"
+    assert rec.caller.duration_s > 1.0 and np.max(np.abs(rec.caller.samples)) > 0.05
+    done = subprocess.run([sys.executable, "-m", "roleplay", "analyse", str(out)], env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads((out / "analysis.json").read_text())
+    assert '"cut_off": true' in json.dumps(data)  # the analysis knows the call was cut off
+    assert any(t["speaker"] == "caller" for t in data["turns"])
+
+
+def test_calibration_is_recorded_from_the_first_word_to_the_pause(vd) -> None:
+    from roleplay.devices import DuplexStream
+    from roleplay.live import _Status, record_calibration
+    from roleplay.livebench import CALIBRATION_TEXT
+
+    sentence = espeak(CALIBRATION_TEXT)
+    with DuplexStream() as stream:
+        vd.play_into_mic(sentence, delay_s=1.0)
+        got = record_calibration(stream, sentence=CALIBRATION_TEXT, status=_Status(None))
+    print(f"calibration: {got.duration_s:.2f} s recorded for {sentence.duration_s:.2f} s spoken")
+    assert sentence.duration_s - 0.2 <= got.duration_s <= sentence.duration_s + 1.0
