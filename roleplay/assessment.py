@@ -15,12 +15,9 @@ from typing import Any
 
 import yaml
 
+from roleplay.advice import ADVICE_IDS
 from roleplay.analysis import Analysis, Turn
 
-ADVICE_IDS = (
-    "greeting", "stay-calm", "slower-softer", "breathe", "let-vent", "no-interrupt", "no-discussion",
-    "positive", "silence", "concrete", "warm-transfer", "address-behaviour", "announce-end", "debrief",
-)
 VERDICTS = ("pass", "fail", "not-applicable")
 PROXY_ITEMS = frozenset({"breathe", "stay-calm"})
 

@@ -33,6 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 
+from roleplay.advice import ADVICE_IDS
 from roleplay.errors import RoleplayError
 
 SCHEMA_VERSION = 2
@@ -395,8 +396,6 @@ class History:
         return call_id
 
     def add_review(self, call_id: int, *, item: str, verdict: str, note: str, by: str | None) -> None:
-        from roleplay.assessment import ADVICE_IDS
-
         if item not in ADVICE_IDS and item != "outcome":
             raise HistoryError(f"unknown advice item {item!r}; expected one of: {', '.join(ADVICE_IDS)}")
         if verdict not in ("pass", "fail"):
@@ -622,21 +621,7 @@ def record_quietly(
 
 # --------------------------------------------------------------------------- commands
 
-_CSV_ITEMS = (
-    "greeting",
-    "stay-calm",
-    "slower-softer",
-    "breathe",
-    "let-vent",
-    "no-interrupt",
-    "no-discussion",
-    "positive",
-    "silence",
-    "concrete",
-    "warm-transfer",
-    "address-behaviour",
-    "announce-end",
-)
+_CSV_ITEMS = tuple(a for a in ADVICE_IDS if a != "debrief")  # debrief is never scored
 _SHORT = {"pass": "✔", "fail": "✘", "not-applicable": "–", None: " "}
 
 

@@ -7,24 +7,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TextIO
 
+from roleplay.advice import ADVICE_IDS
 from roleplay.history import KEY_FIGURES, CallRow
 
-ITEMS = (
-    "outcome",
-    "greeting",
-    "stay-calm",
-    "slower-softer",
-    "breathe",
-    "let-vent",
-    "no-interrupt",
-    "no-discussion",
-    "positive",
-    "silence",
-    "concrete",
-    "warm-transfer",
-    "address-behaviour",
-    "announce-end",
-)
+ITEMS = ("outcome", *(a for a in ADVICE_IDS if a != "debrief"))
 # Figures worth a trend line, with the band that counts as good (None: no band).
 TREND_FIGURES: dict[str, tuple[float, float] | None] = {
     "rate_change_pct": (-40.0, -10.0),

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from roleplay.advice import ADVICE_IDS
 from roleplay.errors import InputError
 from roleplay.history import INTENSITY_ORDER, CallRow
 
@@ -46,7 +47,6 @@ class Rules:
 
 def load_rules(path: str | Path | None = None) -> Rules:
     """Read and check a rules file; errors name the file and the field."""
-    from roleplay.assessment import ADVICE_IDS
 
     path = Path(path) if path else DEFAULT_RULES
     try:

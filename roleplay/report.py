@@ -27,27 +27,13 @@ from typing import Any, TextIO
 import yaml
 
 from roleplay import __version__
+from roleplay.advice import ADVICE_IDS
 from roleplay.analysis import Analysis, Turn
 from roleplay.assessment import AdviceResult
 
 SCHEMA_VERSION = 1
 EMBED_MAX_S = 15 * 60
-ADVICE_ORDER = (
-    "greeting",
-    "stay-calm",
-    "slower-softer",
-    "breathe",
-    "let-vent",
-    "no-interrupt",
-    "no-discussion",
-    "positive",
-    "silence",
-    "concrete",
-    "warm-transfer",
-    "address-behaviour",
-    "announce-end",
-    "debrief",
-)
+
 # Which failed item to suggest first in the debrief: the ones that calm or provoke most.
 TRY_NEXT_ORDER = (
     "no-interrupt",
@@ -847,7 +833,7 @@ def render_html(
 
     # verdict cards
     cards = []
-    for r in sorted(data["advice"], key=lambda r: ADVICE_ORDER.index(r["id"]) if r["id"] in ADVICE_ORDER else 99):
+    for r in sorted(data["advice"], key=lambda r: ADVICE_IDS.index(r["id"]) if r["id"] in ADVICE_IDS else 99):
         rid, verdict = r["id"], r["verdict"]
         expl = explain_figures(rid, r.get("figures") or {}, language)
         effective = latest[rid]["verdict"] if rid in latest else verdict
@@ -939,7 +925,7 @@ def render_html(
     effective = {r["id"]: latest[r["id"]]["verdict"] if r["id"] in latest else r["verdict"] for r in data["advice"]}
     feedback = {r["id"]: r.get("feedback", "") for r in data["advice"]}
     d = t["debrief"]
-    well = [i for i in ADVICE_ORDER if effective.get(i) == "pass"][:3]
+    well = [i for i in ADVICE_IDS if effective.get(i) == "pass"][:3]
     well_html = (
         ("<ul>" + "".join(f"<li><b>{e(items[i])}</b>: {e(feedback[i])}</li>" for i in well) + "</ul>")
         if well

@@ -26,26 +26,10 @@ from typing import Any, NoReturn, TextIO
 
 import yaml
 
+from roleplay.advice import ADVICE_IDS
 from roleplay.errors import InputError
 from roleplay.paths import data_dir
 
-# The advice items of the guide (section 2), in the guide's order.
-ADVICE_IDS = (
-    "greeting",
-    "stay-calm",
-    "slower-softer",
-    "breathe",
-    "let-vent",
-    "no-interrupt",
-    "no-discussion",
-    "positive",
-    "silence",
-    "concrete",
-    "warm-transfer",
-    "address-behaviour",
-    "announce-end",
-    "debrief",
-)
 LANGUAGES = ("nl", "en")
 INTENSITIES = ("mild", "realistic", "severe")
 DEFAULT_VOICES = ("nl-man-middle", "nl-woman-young", "nl-man-old", "nl-woman-old", "en-man")

@@ -40,3 +40,18 @@ def speech_file(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared test speech {path} is not present")
     return path
+
+
+@pytest.fixture(scope="module")
+def vd():
+    """A private PulseAudio server with virtual speaker and microphone (null sinks), per test module."""
+    from roleplay.errors import RoleplayError
+    from roleplay.virtual_audio import virtual_devices
+
+    try:
+        with virtual_devices() as started:
+            yield started
+    except RoleplayError as exc:
+        if "not installed" in str(exc):
+            pytest.skip(str(exc))
+        raise

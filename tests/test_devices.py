@@ -21,17 +21,6 @@ RATE_HZ = 16_000
 MAX_LAG_MS = 600.0  # enough for the 130-330 ms seen here; keeps the tests short
 
 
-@pytest.fixture(scope="module")
-def vd():
-    try:
-        with virtual_devices() as started:
-            yield started
-    except RoleplayError as exc:
-        if "not installed" in str(exc):
-            pytest.skip(str(exc))
-        raise
-
-
 def _read(stream: DuplexStream, *, until_sample: int) -> np.ndarray:
     """Microphone samples from the stream's input position up to `until_sample`."""
     blocks = []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from roleplay.advice import ADVICE_IDS
 from roleplay.cli import main as cli_main
 from roleplay.errors import InputError
 from roleplay.history import (
@@ -22,22 +23,7 @@ from roleplay.history import (
 )
 from roleplay.readiness import evaluate, load_rules, render_readiness_html
 
-ITEMS = (
-    "greeting",
-    "stay-calm",
-    "slower-softer",
-    "breathe",
-    "let-vent",
-    "no-interrupt",
-    "no-discussion",
-    "positive",
-    "silence",
-    "concrete",
-    "warm-transfer",
-    "address-behaviour",
-    "announce-end",
-    "debrief",
-)
+ITEMS = ADVICE_IDS
 
 
 def analysis(

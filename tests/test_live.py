@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roleplay.errors import RoleplayError
 from roleplay.live import DrillSettings, delay_summary, run_drill
 from roleplay.livebench import ScriptedTrainee, espeak, prepare_trainee
 from roleplay.phrases import normalise
@@ -31,17 +30,6 @@ REPLIES = (
     ("Ik stuur nu een dokter naar u toe, binnen een uur is hij er.", "after", 0.6),
     ("Dat is heel vervelend voor u.", "after", 0.5),
 )
-
-
-@pytest.fixture(scope="module")
-def vd():
-    try:
-        with virtual_devices() as started:
-            yield started
-    except RoleplayError as exc:
-        if "not installed" in str(exc):
-            pytest.skip(str(exc))
-        raise
 
 
 @pytest.fixture(scope="module")
