@@ -418,8 +418,8 @@ def cmd_demo(args: Any, out: TextIO = sys.stdout) -> int:
                       cache_dir=cache_dir() / "tts", progress=out)
     data = analysis_dict(result.analysis, result.advice, source={"call_dir": str(directory)})
     print_summary(data, out)
-    out.write(f"\nOutcome: {result.outcome}; caller anger {result.anger_start:g} at the start, "
-              f"{result.anger_peak:g} at its peak, {result.anger_end:g} at the end "
+    out.write(f"\nOutcome: {result.outcome}; caller anger {result.anger_start:.1f} at the start, "
+              f"{result.anger_peak:.1f} at its peak, {result.anger_end:.1f} at the end "
               f"({result.caller_lines} caller lines, {result.duration_s:.0f} s of call, "
               f"{result.wall_s:.0f} s to make and analyse)\n")
     out.write(f"Call: {directory}\nReport: {result.report_path}\n")
