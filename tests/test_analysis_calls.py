@@ -23,7 +23,7 @@ SLOW_WPM = BASE_WPM * 0.8
 
 
 def _nl_script() -> list[ScriptLine]:
-    c, t = "nl-man-middle", "nl-trainee-woman"
+    c, t = "nl-man-middle", "nl-trainee-man"
     return [
         ScriptLine("trainee", "Goedenavond, huisartsenpost Utrecht, u spreekt met Sanne.", t, rate_wpm=BASE_WPM),
         ScriptLine("caller", "Eindelijk! Ik wacht al een uur op de dokter. Mijn vrouw heeft hoge koorts en er komt "
@@ -76,7 +76,7 @@ def _neutral_script() -> list[ScriptLine]:
 @pytest.fixture(scope="module")
 def nl_call(tmp_path_factory, tts_cache, transcriber):
     placed = place_lines(_nl_script(), cache_dir=tts_cache)
-    calibration = speak_line(ScriptLine("trainee", REF_NL, "nl-trainee-woman", rate_wpm=BASE_WPM), cache_dir=tts_cache)
+    calibration = speak_line(ScriptLine("trainee", REF_NL, "nl-trainee-man", rate_wpm=BASE_WPM), cache_dir=tts_cache)
     d = write_call(tmp_path_factory.mktemp("nl") / "call", placed, language="nl", calibration=calibration,
                    meta={"calibration_text": REF_NL})
     rec = load_call(d)
