@@ -47,17 +47,24 @@ def xdg(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def call(vd, xdg, transcriber, tmp_path_factory):
-    out = tmp_path_factory.mktemp("drill") / "call"
-    trainee = ScriptedTrainee(vd, out, replies=REPLIES)
-    began = time.monotonic()
-    # a laptop without a headset: the caller's voice leaks into the microphone, 12 dB down
-    with vd.loopback(gain_db=-12.0):
-        result = run_drill(scenario_id=SCENARIO, trainee="tester", out_dir=out,
-                           transcriber=transcriber, on_ready=trainee.on_ready,
-                           settings=DrillSettings(max_caller_lines=5, seed=3))
-    trainee.stop()
-    print(f"drill took {time.monotonic() - began:.1f} s; lag {result.lag}; "
-          f"delays {delay_summary(result.reply_delays)}")
+    for attempt in (1, 2):
+        out = tmp_path_factory.mktemp("drill") / "call"
+        trainee = ScriptedTrainee(vd, out, replies=REPLIES)
+        began = time.monotonic()
+        # a laptop without a headset: the caller's voice leaks into the microphone, 12 dB down
+        with vd.loopback(gain_db=-12.0):
+            result = run_drill(scenario_id=SCENARIO, trainee="tester", out_dir=out,
+                               transcriber=transcriber, on_ready=trainee.on_ready,
+                               settings=DrillSettings(max_caller_lines=5, seed=3))
+        trainee.stop()
+        print(f"drill took {time.monotonic() - began:.1f} s; lag {result.lag}; "
+              f"delays {delay_summary(result.reply_delays)}")
+        # Once in a few full-suite runs PortAudio stopped the stream mid-call on the loaded virtual
+        # server (the server itself stayed up). Keeping the recording then is tested elsewhere; here
+        # it is the environment, so the drill gets one more attempt, and says so.
+        if result.outcome != "aborted" or attempt == 2:
+            break
+        print(f"attempt 1 was cut off by the audio device ({result}); running the drill once more")
     return result, trainee
 
 
