@@ -72,6 +72,14 @@ class AsrSettings:
     # temperatures tried after a failed greedy/beam decode (faster-whisper's generate_with_fallback);
     # () = none, like faster-whisper's batched pipeline
     fallback_temperatures: tuple[float, ...] = ()
+    # a failed decode (mostly a repetition loop: "X-du-nu-nu-nu-..." on espeak Dutch, with greedy
+    # and with beam search alike) is redone once, before any temperature, with this beam and a
+    # repetition penalty: deterministic, and it broke the loops we saw ("Ik stuur nu een dokter")
+    retry_beam_size: int = 5
+    retry_repetition_penalty: float = 1.2
+    # generation stops at this many tokens per second of clip (plus 16): speech stays under it
+    # (fast Dutch is about 6), and a loop costs a few dozen tokens instead of Whisper's 224
+    max_tokens_per_s: float = 10.0
 
 
 class Transcriber(Protocol):
@@ -191,7 +199,8 @@ class FasterWhisperTranscriber:
             frames = clips[batch[0]]["frames"]
             feats = np.stack([_pad_frames(clips[i]["features"], frames, floor=s.pad_with_floor) for i in batch])
             encoded = model.encode(feats)
-            decoded = self._generate(encoded, prompt, suppress, tokenizer, len(batch))
+            decoded = self._generate(encoded, prompt, suppress, tokenizer,
+                                     [clips[i]["duration"] for i in batch])
             seg_sizes = [int(ceil(clips[i]["duration"]) * fps) for i in batch]
             for k, i in enumerate(batch):
                 c = clips[i]
@@ -221,22 +230,26 @@ class FasterWhisperTranscriber:
             seg.setdefault("words", [])
         return out
 
-    def _generate(self, encoded, prompt: list[int], suppress, tokenizer, n: int
+    def _generate(self, encoded, prompt: list[int], suppress, tokenizer, durations_s: list[float]
                   ) -> list[tuple[list[int], float, float]]:
         """Beam search for a batch (tokens, avg_logprob, no_speech_prob per clip); clips whose
-        result looks failed are tried again at the fallback temperatures, like faster-whisper's
-        generate_with_fallback."""
+        result looks failed are tried again with a beam (after greedy) and at the fallback
+        temperatures, like faster-whisper's generate_with_fallback."""
         model, s = self._model, self.settings
+        n = len(durations_s)
 
-        def run(idx: list[int], temperature: float):
+        def run(idx: list[int], temperature: float, beam_size: int = s.beam_size, repetition_penalty: float = 1.0):
             if temperature > 0:
                 kwargs = dict(beam_size=1, num_hypotheses=5, sampling_topk=0, sampling_temperature=temperature)
             else:
-                kwargs = dict(beam_size=s.beam_size, patience=1.0)
+                kwargs = dict(beam_size=beam_size, patience=1.0)
             enc = encoded if len(idx) == n else _select(encoded, idx)
+            budget = 16 + ceil(max(durations_s[i] for i in idx) * s.max_tokens_per_s)
+            # CTranslate2's Whisper returned max_length / 2 tokens (measured: 448 -> 224, 20 -> 10)
+            max_length = min(model.max_length, 2 * budget)
             results = model.model.generate(
-                enc, [list(prompt) for _ in idx], length_penalty=1.0, repetition_penalty=1.0,
-                no_repeat_ngram_size=0, max_length=model.max_length, return_scores=True,
+                enc, [list(prompt) for _ in idx], length_penalty=1.0, repetition_penalty=repetition_penalty,
+                no_repeat_ngram_size=0, max_length=max_length, return_scores=True,
                 return_no_speech_prob=True, suppress_blank=True, suppress_tokens=suppress, **kwargs)
             decoded = []
             for r in results:
@@ -248,6 +261,11 @@ class FasterWhisperTranscriber:
         best = run(list(range(n)), 0.0)
         pending = [i for i in range(n) if self._failed(best[i], tokenizer)]
         tried: dict[int, list] = {i: [best[i]] for i in pending}
+        if pending and s.retry_beam_size > 0:
+            retried = run(pending, 0.0, s.retry_beam_size, s.retry_repetition_penalty)
+            for i, d in zip(pending, retried, strict=True):
+                tried[i].append(d)
+            pending = [i for i in pending if self._failed(tried[i][-1], tokenizer)]
         for temperature in s.fallback_temperatures:
             if not pending:
                 break

@@ -39,3 +39,33 @@ def test_recognizer_fed_silence_or_noise_returns_no_stock_phrase(transcriber, le
     # Bypass the VAD on purpose: raw Whisper base answers " MUZIEK." to all three; the guard drops it.
     words = transcriber.transcribe(_noise(8.0, level, seed=3), (SpeechSegment(0.0, 8.0),), language="nl")
     assert words == ()
+
+
+@pytest.mark.model
+def test_a_repetition_loop_is_decoded_again_not_dropped(transcriber):
+    """A trainee line as the live drill recorded it (espeak `nl` through the virtual devices):
+    greedy and beam search both loop on it ("X-du-nu-nu-nu-..."), which the guard drops, so the
+    caller heard nothing. The retry with a repetition penalty recovers the words, and the token
+    budget keeps the loop short."""
+    import dataclasses
+    from pathlib import Path
+
+    from roleplay.asr import FasterWhisperTranscriber
+    from roleplay.audio import load_audio
+
+    audio = load_audio(Path(__file__).parent / "data" / "loop-nl-stuur-dokter.flac")
+    segments = speech_segments(audio)
+
+    def heard(**changes) -> str:
+        asr = FasterWhisperTranscriber(transcriber.model_path,
+                                       settings=dataclasses.replace(transcriber.settings, **changes))
+        return " ".join(w.text for w in asr.transcribe(audio, segments, language="nl")).lower()
+
+    assert heard(beam_size=1, retry_beam_size=0) == ""  # the loop, dropped by the guard
+    assert heard(retry_beam_size=0) == ""
+    for text in (heard(beam_size=1), heard()):
+        assert "stuur" in text and "dokter" in text, text
+    loop = FasterWhisperTranscriber(transcriber.model_path, settings=dataclasses.replace(
+        transcriber.settings, beam_size=1, retry_beam_size=0))._decode_bucketed(
+        audio, [(segments[0].start_s, segments[-1].end_s)], "nl")
+    assert len(loop[0]["tokens"]) <= 16 + 10 * audio.duration_s

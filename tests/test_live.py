@@ -97,28 +97,43 @@ def test_call_directory_is_complete_and_analysed(call) -> None:
     assert result.caller_lines >= 4
 
 
+def _found(script: str, heard: str) -> float:
+    """Share of the script's characters found, in order, in what was heard (normalised): robust
+    to Whisper's spelling of misheard words ("doktor"), unlike word overlap."""
+    from difflib import SequenceMatcher
+
+    a, b = normalise(script), normalise(heard)
+    if not a:
+        return 0.0
+    return sum(m.size for m in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()) / len(a)
+
+
 def test_trainee_turns_are_recognised_as_well_as_the_clean_clips(call, transcriber) -> None:
     """Whisper base hears espeak poorly even on the clean clip ("Ik begrijp dat ongerust
-    bent."), so the live transcript is held against the clean clip's, not against the script."""
+    bent."), so what the live call heard is held against what the same recognizer makes of the
+    clean clip, both scored against the script."""
     from roleplay.live import _live_transcriber
     from roleplay.vad import speech_segments
 
     live_asr = _live_transcriber(transcriber)
     result, trainee = call
-    heard = [e for e in _events(result.directory) if e["type"] == "trainee-turn" and e["heard"]]
+    heard = [e["heard"] for e in _events(result.directory) if e["type"] == "trainee-turn" and e["heard"]]
     texts = [p.text for p in trainee.played]
     assert len(heard) >= len(texts) - 1
-    recalls = []
+    clean_scores, live_scores, best_turn = [], [], []
     for said in texts:
         clip = espeak(said)
         clean = " ".join(w.text for w in live_asr.transcribe(clip, speech_segments(clip), language="nl"))
-        words = set(normalise(clean).split())
-        if not words:
-            continue
-        best = max(len(words & set(normalise(h["heard"]).split())) / len(words) for h in heard)
-        recalls.append(best)
-        print(f"{said!r}: clean {clean!r}, live best recall {best:.2f}")
-    assert np.median(recalls) >= 0.3  # espeak through Whisper base, greedy: weak even when clean
+        clean_scores.append(_found(said, clean))
+        scores = [_found(said, h) for h in heard]
+        live_scores.append(max(scores))
+        best_turn.append(int(np.argmax(scores)))
+        print(f"{said!r}: clean {clean!r} {clean_scores[-1]:.2f}, live best {live_scores[-1]:.2f}")
+    print("heard:", heard)
+    # unrelated pairs score up to 0.5 (shared letters), so a line counts as heard when it is best
+    # matched by a turn of its own
+    assert len(set(best_turn)) >= len(texts) - 1, best_turn
+    assert np.mean(live_scores) >= np.mean(clean_scores) - 0.1
 
 
 def test_interruption_detected_on_time_and_caller_reacts(call) -> None:
