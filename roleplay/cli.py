@@ -12,6 +12,37 @@ from roleplay import __version__
 from roleplay.errors import RoleplayError
 
 
+def _positive_float(text: str) -> float:
+    """An argparse type: a number above 0 (a negative length made `bench` loop for ever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text}")
+    return value
+
+
+def _anger(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"expected 0 (calm) to 10 (furious), got {text}")
+    return value
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of days: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 or more days, got {text}")
+    return value
+
+
 def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="NAME|DIR",
                    help="faster-whisper model name or directory (default: ROLEPLAY_MODEL, the config file, "
@@ -52,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     vs.add_parser("list", help="list the voice profiles")
     vp = vs.add_parser("preview", help="speak a sample line in a voice")
     vp.add_argument("voice", help="a voice id (see `roleplay voices list`) or a profile file")
-    vp.add_argument("--anger", type=float, default=0.0, help="0 (calm) to 10 (furious)")
+    vp.add_argument("--anger", type=_anger, default=0.0, help="0 (calm) to 10 (furious)")
     vp.add_argument("--out", metavar="FILE", help="where to write the WAV (default: a temporary file)")
     vp.add_argument("--play", action="store_true", help="also play it on the default output device")
     vr = vs.add_parser("record", help="record a scenario's caller lines in your own voice, line by line",
@@ -63,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: recordings/SCENARIO-ID)")
     vr.add_argument("--input-device", metavar="DEV", help="PortAudio index or part of a name")
     vr.add_argument("--situations", metavar="A,B", help="only these situations (default: all)")
-    vr.add_argument("--max-line-s", type=float, default=15.0, metavar="S",
+    vr.add_argument("--max-line-s", type=_positive_float, default=15.0, metavar="S",
                     help="longest recording of one line (default 15)")
 
     s = sub.add_parser("scenarios", help="the scenarios a caller can play")
@@ -91,10 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="whose calibration to use (recorded before the first call)")
     dr.add_argument("--input-device", metavar="DEV", help="PortAudio index or part of a name")
     dr.add_argument("--output-device", metavar="DEV", help="PortAudio index or part of a name")
-    dr.add_argument("--end-of-turn", type=float, default=0.7, metavar="S",
+    dr.add_argument("--end-of-turn", type=_positive_float, default=0.7, metavar="S",
                     help="seconds of silence that end your turn (default 0.7)")
     dr.add_argument("--out", metavar="DIR", default="drill-call",
                     help="call directory to write (if it is not empty: DIR-2, DIR-3, ...)")
+    dr.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="N calls in a row, a summary after each and a comparison at the end")
+    dr.add_argument("--pause", type=float, default=10.0, metavar="S",
+                    help="seconds between repeated calls (Enter skips the pause; default 10)")
     _add_model(dr)
     dv = sub.add_parser("devices", help="list audio devices; --test checks microphone and delay")
     dv.add_argument("--test", action="store_true", help="play a chirp and a tone, record a few seconds")
@@ -103,8 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks that print figures and the machine")
     b.add_argument("what", choices=["analysis", "accuracy", "latency"])
-    b.add_argument("--minutes", type=float, default=5.0, help="length of the benchmark call (analysis)")
+    b.add_argument("--minutes", type=_positive_float, default=5.0, help="length of the benchmark call (analysis)")
     _add_model(b)
+
+    fg = sub.add_parser("forget", help="remove a trainee's or a call's recordings, reports, calibration and "
+                        "history rows for good",
+                        description="Remove recordings, transcripts, reports, calibrations and history rows for "
+                                    "good. Shows what it will remove and asks first (--yes skips the question).")
+    which = fg.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trainee", metavar="NAME", help="everything of this trainee, and their calibration")
+    which.add_argument("--call", metavar="DIR", help="one call directory and its history rows")
+    which.add_argument("--older-than", type=_days, metavar="DAYS", help="every call started more than DAYS ago")
+    fg.add_argument("--db", metavar="FILE|URL", help="the history database (default: ROLEPLAY_DB, else the "
+                    "user-data directory)")
+    fg.add_argument("--yes", action="store_true", help="do not ask; needed when stdin is not a terminal")
 
     from roleplay import history_cli  # report, history, progress, readiness, review, group
 
@@ -163,6 +210,12 @@ def _cmd_voices(args: argparse.Namespace) -> int:
                                     play=args.play)
 
 
+def _cmd_forget(args: argparse.Namespace) -> int:
+    from roleplay.forget import cmd_forget
+
+    return cmd_forget(args)
+
+
 def _cmd_scenarios(args: argparse.Namespace) -> int:
     from roleplay import scenario
 
@@ -175,7 +228,7 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
 
 COMMANDS = {"analyse": _cmd_analyse, "analyze": _cmd_analyse, "example": _cmd_example, "bench": _cmd_bench,
             "voices": _cmd_voices, "scenarios": _cmd_scenarios, "demo": _cmd_demo,
-            "drill": _cmd_drill, "devices": _cmd_devices}
+            "drill": _cmd_drill, "devices": _cmd_devices, "forget": _cmd_forget}
 
 
 def _history_commands() -> dict:

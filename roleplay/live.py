@@ -6,6 +6,9 @@ One `DuplexStream` runs for the whole call. At the start a chirp measures the ou
     caller track sample j  = output sample  origin + j          (what we played)
     trainee track sample j = microphone sample origin + lag + j (what the microphone heard)
 
+where `lag` follows the echo of each caller line: an output underflow under CPU load delays all
+later output, and the trainee track is then mapped that much earlier (`echo-offset` events).
+
 The main loop reads microphone blocks, writes both tracks to the call directory as they come
 (`CallWriter`), gates the caller's echo out of the microphone (`EchoGate`), runs the streaming
 Silero VAD frame by frame (`StreamingVad`) and feeds the turn-taking state machine
@@ -21,6 +24,7 @@ that frame), recognition, decision, synthesis and audio output.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
@@ -157,13 +161,23 @@ class _Timeline:
 
     def add_mic(self, block: np.ndarray, mic_start: int) -> None:
         j = mic_start - self.origin - self.lag
-        if j + len(block) <= 0:
+        # after `shift` the track goes on where it was: the microphone samples that would land
+        # on what is already there are dropped (a later lag), a gap stays silent (an earlier one)
+        lo = self.trainee_len
+        if j + len(block) <= lo:
             return
-        if j < 0:
-            block, j = block[-j:], 0
+        if j < lo:
+            block, j = block[lo - j:], lo
         self._grow("trainee", j + len(block))
         self.trainee[j : j + len(block)] = block
         self.trainee_len = max(self.trainee_len, j + len(block))
+
+    def shift(self, samples: int) -> None:
+        """The loudspeaker's sound now reaches the microphone `samples` later than measured at
+        the start (an output underflow under CPU load delays all later output): map the
+        microphone that much earlier from here on, so both tracks stay on the caller's timeline
+        and the trainee is heard where the caller's words reached them."""
+        self.lag += samples
 
     def add_caller(self, samples: np.ndarray, start: int) -> None:
         self._grow("caller", start + len(samples))
@@ -263,12 +277,15 @@ def run_drill(
     cache_dir: Path | None = None,
     on_ready: Callable[[], None] | None = None,
     analyse: bool = True,
+    hang_up: threading.Event | None = None,
 ) -> DrillResult:
     """Run one live call into `out_dir`; write it as it happens; analyse it at the end.
 
     `on_ready` is called once the call timeline starts (right after the ring): a scripted
-    trainee starts its clock there. KeyboardInterrupt and a lost device end the call cut off:
-    the recording is kept and analysed as far as it got.
+    trainee starts its clock there. `hang_up` set (the trainee pressed Enter) ends the call at
+    once as ended by the trainee; whether that was announced is the assessment's business.
+    KeyboardInterrupt and a lost device end the call cut off: the recording is kept and analysed
+    as far as it got.
     """
     from roleplay.analysis import analyse_turn, calibration_baseline
     from roleplay.demo import observe
@@ -530,7 +547,7 @@ def run_drill(
                     spec.clear()
                     spec.update(span=span, future=worker.submit(analyse_span, *span))
             if current is not None and gate.active and not current.get("echo_checked"):
-                _track_echo(current, tl, gate, writer)
+                _track_echo(current, tl, writer)
             t_call = tl.trainee_len / RATE_HZ
             who = ("caller speaking" if current is not None and not current["handle"].done
                    else "trainee speaking" if taker.trainee_speaking else "listening")
@@ -539,6 +556,17 @@ def run_drill(
                 greeted = True  # nobody picked up in words: the caller starts anyway
                 state, line = next_line(scenario, state, rng=rng)
                 speak(line, reason="no-greeting", turn_events=None)
+            if result is None and hang_up is not None and hang_up.is_set():
+                result = "ended-by-trainee"
+                ending_handle = None
+                if current is not None and not current["handle"].done:
+                    stream.stop_playback()
+                    cut = current["handle"].played_until_sample - origin
+                    tl.cut_caller(cut)
+                    current["end_s"] = cut / RATE_HZ
+                    writer.event("caller-stopped", t_s=round(cut / RATE_HZ, 3))
+                writer.event("trainee-hung-up", t_s=round(t_call, 3))
+                status.say(f"  trainee hangs up at {t_call:.1f} s")
             if result is None and t_call >= scenario.ending.time_limit_s:
                 result = "time-limit"
             if result is not None:
@@ -591,9 +619,11 @@ ECHO_CHECK_S = 0.8  # of each caller line, compared with the microphone to find 
 ECHO_SEARCH_S = 0.3
 
 
-def _track_echo(current: dict[str, Any], tl: _Timeline, gate: EchoGate, writer: Any) -> None:
-    """Find where the echo of the caller line actually sits in the trainee track and move the
-    gate there: an output underflow shifts the output against the input mid-call."""
+def _track_echo(current: dict[str, Any], tl: _Timeline, writer: Any) -> None:
+    """Find where the echo of the caller line actually sits in the trainee track; if it moved (an
+    output underflow shifts the output against the input mid-call, 60-140 ms seen under load),
+    shift the trainee track's mapping by as much, which keeps the echo gate aligned too. The
+    part of this line already mapped (its first ECHO_CHECK_S + ECHO_SEARCH_S) keeps the old one."""
     from scipy.signal import correlate
 
     s0, n, w = current["start"], int(ECHO_CHECK_S * RATE_HZ), int(ECHO_SEARCH_S * RATE_HZ)
@@ -612,10 +642,10 @@ def _track_echo(current: dict[str, Any], tl: _Timeline, gate: EchoGate, writer: 
     heard = seg[k : k + n]
     confidence = abs(float(scores[k])) / float(np.linalg.norm(heard) * np.linalg.norm(ref) or 1.0)
     offset = lo + k - s0
-    if confidence >= 0.5 and abs(offset - gate.lag_samples) > int(0.005 * RATE_HZ):
-        gate.lag_samples = offset
+    if confidence >= 0.5 and abs(offset) > int(0.005 * RATE_HZ):
+        tl.shift(offset)
         writer.event("echo-offset", t_s=round(s0 / RATE_HZ, 3), offset_ms=round(offset / 16, 1),
-                     confidence=round(confidence, 3))
+                     confidence=round(confidence, 3), shifted_from_s=round(tl.trainee_len / RATE_HZ, 3))
 
 
 def _live_transcriber(transcriber: Any) -> Any:
@@ -648,29 +678,63 @@ def delay_summary(delays: tuple[ReplyDelay, ...] | list[ReplyDelay]) -> dict[str
 
 
 def cmd_drill(args: Any, out: TextIO = sys.stdout) -> int:
-    """`roleplay drill SCENARIO [--trainee NAME] [--input-device ..] [--output-device ..]`."""
+    """`roleplay drill SCENARIO [--trainee NAME] [--repeat N] [--input-device ..] ...`: one call,
+    or N with a pause and a summary in between and a comparison at the end."""
     from roleplay.commands import load_transcriber
-    from roleplay.demo import free_directory
-    from roleplay.models import cache_dir
-    from roleplay.report import print_summary
     from roleplay.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    directory = free_directory(Path(args.out))
-    out.write(f"Drill: {scenario.id} ({scenario.title}); trainee {args.trainee}. Use a headset "
-              "if you can: a loudspeaker's sound in the microphone is only gated, not removed.\n"
-              "Ctrl-C ends the call (it is kept and analysed).\n")
+    repeat = int(getattr(args, "repeat", 1))
+    pause_s = float(getattr(args, "pause", 10.0))
+    if repeat < 1 or repeat > 50:
+        raise RoleplayError(f"--repeat {repeat}: expected a number of calls from 1 to 50")
+    if not 0.0 <= pause_s <= 600.0:
+        raise RoleplayError(f"--pause {pause_s:g}: expected seconds from 0 to 600")
+    out.write(f"Drill: {scenario.id} ({scenario.title}); trainee {args.trainee}"
+              f"{f'; {repeat} calls' if repeat > 1 else ''}. Use a headset if you can: a "
+              "loudspeaker's sound in the microphone is only gated, not removed.\n"
+              "Enter hangs up; Ctrl-C cuts the call off (both keep it and analyse it).\n")
+    out.flush()
     transcriber = load_transcriber(getattr(args, "model", None))
-    result = run_drill(scenario_id=scenario.id, trainee=args.trainee, out_dir=directory,
+    keys = _EnterKey(sys.stdin)
+    directories: list[Path] = []
+    any_cut = False
+    try:
+        for attempt in range(1, repeat + 1):
+            if repeat > 1:
+                out.write(f"\n=== Call {attempt} of {repeat} ===\n")
+                out.flush()
+            directory, result = _one_drill(args, transcriber, keys.next_call(), out)
+            directories.append(directory)
+            any_cut = any_cut or result.cut_off
+            if "Ctrl-C" in result.message or attempt == repeat:
+                break
+            out.write(f"\nNext call in {pause_s:g} s: Enter starts it now, Ctrl-C ends the series.\n")
+            out.flush()
+            keys.next_call().wait(pause_s)
+    except KeyboardInterrupt:
+        out.write("\nseries ended (Ctrl-C)\n")
+    if len(directories) > 1:
+        print_series(directories, out)
+    return 1 if any_cut else 0
+
+
+def _one_drill(args: Any, transcriber: Any, hang_up: threading.Event, out: TextIO
+               ) -> tuple[Path, DrillResult]:
+    from roleplay.demo import free_directory
+    from roleplay.models import cache_dir
+    from roleplay.recording import load_call
+    from roleplay.report import print_summary
+
+    directory = free_directory(Path(args.out))
+    # the id or the file as given: a recorded copy (`voices record`) lives outside scenarios/
+    result = run_drill(scenario_id=args.scenario, trainee=args.trainee, out_dir=directory,
                        transcriber=transcriber, input_device=_device(args.input_device),
                        output_device=_device(args.output_device), status_out=sys.stderr,
                        cache_dir=cache_dir() / "tts",
-                       settings=DrillSettings(turn=TurnSettings(end_of_turn_s=args.end_of_turn)))
-    from roleplay.recording import load_call
-
+                       settings=DrillSettings(turn=TurnSettings(end_of_turn_s=args.end_of_turn)),
+                       hang_up=hang_up)
     if result.report_path is not None:
-        import json
-
         data = json.loads((directory / "analysis.json").read_text(encoding="utf-8"))
         print_summary(data, out)
     summary = delay_summary(result.reply_delays)
@@ -681,7 +745,57 @@ def cmd_drill(args: Any, out: TextIO = sys.stdout) -> int:
     out.write(f"Outcome: {result.outcome}{cut}\nCall: {directory}\n")
     if result.report_path is not None:
         out.write(f"Report: {result.report_path}\n")
-    return 1 if result.cut_off else 0
+    out.flush()
+    return directory, result
+
+
+def print_series(directories: list[Path], out: TextIO) -> None:
+    """The calls of one `--repeat` series side by side: outcome, anger and each advice verdict."""
+    calls = []
+    for d in directories:
+        path = d / "analysis.json"
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+        calls.append((meta, {a["id"]: a["verdict"] for a in data.get("advice", [])}))
+    ids = list(dict.fromkeys(i for _meta, verdicts in calls for i in verdicts))
+    mark = {"pass": "pass", "fail": "FAIL", "not-applicable": "-"}
+    out.write("\nThe series, call by call:\n")
+    out.write(f"  {'':24}" + "".join(f"{f'call {k}':>9}" for k in range(1, len(calls) + 1)) + "\n")
+    short = {"ended-by-trainee": "ended", "caller-hung-up": "hung-up", "time-limit": "time-up",
+             "transferred": "transfer", "aborted": "cut off"}
+    out.write(f"  {'outcome (ended = by you)':24}"
+              + "".join(f"{short.get(str(m.get('outcome')), str(m.get('outcome')))[:8]:>9}" for m, _v in calls)
+              + "\n")
+    out.write(f"  {'caller anger at end':24}"
+              + "".join(f"{m.get('anger_end', float('nan')):>9.1f}" for m, _v in calls) + "\n")
+    for advice_id in ids:
+        out.write(f"  {advice_id:24}" + "".join(f"{mark.get(v.get(advice_id, ''), '?'):>9}"
+                                                  for _m, v in calls) + "\n")
+    passed = [sum(v == "pass" for v in verdicts.values()) for _m, verdicts in calls]
+    out.write(f"  {'advice items passed':24}" + "".join(f"{p:>9}" for p in passed) + "\n")
+
+
+class _EnterKey:
+    """Enter on `stream` (the terminal): one reader thread for the whole series; each call (and
+    each pause) gets its own event, so an Enter ends only the call it was pressed in. End of input
+    (no terminal, /dev/null) never hangs up."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._event = threading.Event()
+        if stream is not None:
+            threading.Thread(target=self._read, args=(stream,), name="roleplay-enter",
+                             daemon=True).start()
+
+    def _read(self, stream: TextIO) -> None:
+        try:
+            while stream.readline():
+                self._event.set()
+        except (OSError, ValueError):
+            pass
+
+    def next_call(self) -> threading.Event:
+        self._event = threading.Event()
+        return self._event
 
 
 def _device(value: str | None) -> DeviceSpec:

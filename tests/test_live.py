@@ -3,8 +3,10 @@ virtual microphone (espeak-ng) while the loudspeaker leaks into it (module-loopb
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,6 +47,13 @@ def xdg(tmp_path_factory):
         os.environ["XDG_DATA_HOME"] = old
 
 
+class _Terminal(io.StringIO):
+    """What a terminal would show: the status line is drawn only on a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 @pytest.fixture(scope="module")
 def call(vd, xdg, transcriber, tmp_path_factory):
     for attempt in (1, 2):
@@ -53,9 +62,10 @@ def call(vd, xdg, transcriber, tmp_path_factory):
         began = time.monotonic()
         # a laptop without a headset: the caller's voice leaks into the microphone, 12 dB down
         with vd.loopback(gain_db=-12.0):
+            terminal = _Terminal()
             result = run_drill(scenario_id=SCENARIO, trainee="tester", out_dir=out,
                                transcriber=transcriber, on_ready=trainee.on_ready,
-                               settings=DrillSettings(max_caller_lines=5, seed=3))
+                               settings=DrillSettings(max_caller_lines=5, seed=3), status_out=terminal)
         trainee.stop()
         print(f"drill took {time.monotonic() - began:.1f} s; lag {result.lag}; "
               f"delays {delay_summary(result.reply_delays)}")
@@ -65,6 +75,7 @@ def call(vd, xdg, transcriber, tmp_path_factory):
         if result.outcome != "aborted" or attempt == 2:
             break
         print(f"attempt 1 was cut off by the audio device ({result}); running the drill once more")
+    trainee.terminal = terminal.getvalue()
     return result, trainee
 
 
@@ -106,6 +117,28 @@ def _found(script: str, heard: str) -> float:
     if not a:
         return 0.0
     return sum(m.size for m in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()) / len(a)
+
+
+def test_status_line_follows_the_call(call) -> None:
+    """The terminal line while the call runs: elapsed time, who speaks, the microphone level and
+    the caller's anger, redrawn in place; the anger shown follows the event log."""
+
+    result, trainee = call
+    shown = [m.groupdict() for m in re.finditer(
+        r"\r (?P<min>\d+):(?P<sec>\d\d)  (?P<who>caller speaking|trainee speaking|listening)\s+"
+        r"mic \[#*\s*\]\s+(?P<db>-?\d+\.\d) dBFS  anger\s+(?P<anger>\d+\.\d)", trainee.terminal)]
+    assert len(shown) > 20
+    assert {s["who"] for s in shown} == {"caller speaking", "trainee speaking", "listening"}
+    elapsed = [int(s["min"]) * 60 + int(s["sec"]) for s in shown]
+    assert elapsed == sorted(elapsed) and elapsed[-1] >= 20
+    levels = {s["who"]: [] for s in shown}
+    for s in shown:
+        levels[s["who"]].append(float(s["db"]))
+    # the trainee's voice is loud in the microphone; between turns only the echo gate's leftovers
+    assert np.median(levels["trainee speaking"]) > np.median(levels["listening"]) + 10
+    angers = {float(e["anger"]) for e in _events(result.directory) if "anger" in e}
+    assert {float(s["anger"]) for s in shown} <= {round(a, 1) for a in angers}
+    assert "caller" in trainee.terminal and "trainee interrupts" in trainee.terminal
 
 
 def test_trainee_turns_are_recognised_as_well_as_the_clean_clips(call, transcriber) -> None:
@@ -188,6 +221,35 @@ def test_recorded_caller_audio_is_what_was_played_on_one_timeline(call) -> None:
     assert all(abs(o) <= (0.2 if underflows else 0.02) for o in offsets), (offsets, underflows)
 
 
+def test_trainee_track_follows_the_echo_after_each_check(call) -> None:
+    """Past the point where the live loop checked a caller line's echo (and shifted the trainee
+    track if the output had moved), the echo sits where the caller track says, on every line
+    played long enough; an underflow after the check can spoil one line."""
+    from roleplay.live import ECHO_CHECK_S, ECHO_SEARCH_S
+
+    result, _ = call
+    rec = load_call(result.directory)
+    events = _events(result.directory)
+    stopped = [e["t_s"] for e in events if e["type"] == "caller-stopped"]
+    checked_s = ECHO_CHECK_S + ECHO_SEARCH_S + 0.2
+    offsets = []
+    for line in (e for e in events if e["type"] == "caller-line"):
+        if any(line["t_s"] < t <= line["end_s"] for t in stopped):
+            continue  # interrupted: the trainee's voice is in the window
+        a_s = line["t_s"] + checked_s
+        b_s = min(line["end_s"], a_s + 1.0)
+        if b_s - a_s < 0.5:
+            continue
+        played = rec.caller.samples[int(a_s * RATE_HZ) : int(b_s * RATE_HZ)]
+        offsets.append(_onset(rec.trainee.samples, played, near_s=a_s, within_s=0.3) - a_s)
+    shifts = [e for e in events if e["type"] == "echo-offset"]
+    print("echo after the check (ms):", [round(o * 1000, 1) for o in offsets], "shifts:", shifts)
+    assert len(offsets) >= 2
+    underflows = (rec.meta.get("stream_status") or {}).get("output_underflows", 0)
+    off = [o for o in offsets if abs(o) > 0.02]
+    assert len(off) <= (1 if underflows else 0), offsets
+
+
 def test_reply_delays_are_logged_with_their_parts(call) -> None:
     result, _ = call
     delays = [e for e in _events(result.directory) if e["type"] == "reply-delay"]
@@ -267,3 +329,54 @@ def test_calibration_is_recorded_from_the_first_word_to_the_pause(vd) -> None:
         got = record_calibration(stream, sentence=CALIBRATION_TEXT, status=_Status(None))
     print(f"calibration: {got.duration_s:.2f} s recorded for {sentence.duration_s:.2f} s spoken")
     assert sentence.duration_s - 0.2 <= got.duration_s <= sentence.duration_s + 1.0
+
+
+def test_enter_hangs_up_and_a_repeated_drill_compares_the_calls(vd, xdg, tmp_path) -> None:
+    """`roleplay drill --repeat 2` with Enter pressed while the caller speaks, in each call: the
+    caller stops, each call ends as ended by the trainee and is analysed with its report, and the
+    series ends with the two calls side by side (exit 0)."""
+    out = tmp_path / "hung-up"
+    env = {**os.environ, **vd.env, "XDG_DATA_HOME": str(xdg)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roleplay", "drill", SCENARIO, "--trainee", "tester", "--out", str(out),
+         "--repeat", "2", "--pause", "1"],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    calls = [out, tmp_path / "hung-up-2"]
+    try:
+        deadline = time.monotonic() + 240
+        for d in calls:
+            while not ((d / "events.jsonl").exists() and "call-start" in (d / "events.jsonl").read_text()):
+                assert time.monotonic() < deadline and proc.poll() is None, f"{d.name} never started"
+                time.sleep(0.1)
+            vd.play_into_mic(espeak("Huisartsenpost, goedenavond, u spreekt met Anna."), delay_s=0.3)
+            while "caller-line" not in (d / "events.jsonl").read_text():
+                assert time.monotonic() < deadline and proc.poll() is None, "the caller never spoke"
+                time.sleep(0.1)
+            time.sleep(1.0)  # the caller is talking
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stdout + stderr
+    assert len(re.findall(r"^Outcome: ended-by-trainee$", stdout, re.M)) == 2, stdout
+    assert len(re.findall(r"^Report: .*report\.html$", stdout, re.M)) == 2, stdout
+    assert stderr.count("trainee hangs up") == 2
+    series = stdout[stdout.index("The series, call by call:"):]
+    assert "call 1" in series and "call 2" in series
+    assert re.search(r"outcome \(ended = by you\)\s+ended\s+ended", series), series
+    assert re.search(r"greeting\s+(pass|FAIL|-)\s+(pass|FAIL|-)", series), series
+    for d in calls:
+        rec = load_call(d)
+        assert not rec.cut_off and rec.meta["outcome"] == "ended-by-trainee"
+        events = _events(d)
+        (hung,) = [e for e in events if e["type"] == "trainee-hung-up"]
+        (stopped,) = [e for e in events if e["type"] == "caller-stopped"]
+        (line,) = [e for e in events if e["type"] == "caller-line"]
+        assert line["t_s"] < stopped["t_s"] < line["end_s"]  # cut mid-line
+        assert stopped["t_s"] == pytest.approx(hung["t_s"], abs=0.5)
+        after = rec.caller.samples[int((stopped["t_s"] + 0.05) * RATE_HZ):]
+        assert not after.any()  # nothing of the line after the hang-up on the caller track
+        assert (d / "report.html").is_file()
