@@ -384,16 +384,15 @@ def _analyse_call(directory: Path, language: str, transcriber: Transcriber
     import argparse
 
     from roleplay.commands import read_input, run_analysis
-    from roleplay.report import analysis_dict, render_html, write_atomic, write_json
+    from roleplay.report import analysis_dict, write_call_outputs
 
     inp = read_input(argparse.Namespace(path=str(directory), caller_channel=None,
                                         trainee_channel=None, caller=None, trainee=None,
                                         calibration=None))
     analysis, advice = run_analysis(inp, language=language, transcriber=transcriber)
     data = analysis_dict(analysis, advice, source=inp.source)
-    json_path, report_path = directory / "analysis.json", directory / "report.html"
-    write_json(json_path, data)
-    write_atomic(report_path, render_html(data))
+    # recorded in the history like an analysed call: progress and readiness count drills and demos
+    json_path, report_path = write_call_outputs(directory, data)
     return analysis, advice, json_path, report_path
 
 

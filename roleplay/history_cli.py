@@ -115,14 +115,21 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 def _cmd_progress(args: argparse.Namespace) -> int:
     from roleplay.history import open_history
-    from roleplay.progress import print_progress, render_progress_html
+    from roleplay.progress import ORIGINAL_MODE, print_progress, render_progress_html
     from roleplay.report import write_atomic
 
+    original = None
     with open_history(args.db) as h:
         rows = h.calls(trainee=args.trainee, scenario=args.scenario)
-    print_progress(args.trainee, rows, sys.stdout, scenario=args.scenario)
+        if args.scenario:  # a drill made from a real call: compare with that call, whoever took it
+            originals = [r for r in h.calls(scenario=args.scenario) if r.mode == ORIGINAL_MODE]
+            original = originals[-1] if originals else None
+            rows = [r for r in rows if r.mode != ORIGINAL_MODE]
+    print_progress(args.trainee, rows, sys.stdout, scenario=args.scenario, original=original)
     if args.html:
-        write_atomic(Path(args.html), render_progress_html(args.trainee, rows, scenario=args.scenario))
+        write_atomic(
+            Path(args.html), render_progress_html(args.trainee, rows, scenario=args.scenario, original=original)
+        )
         print(f"\nPage: {args.html}")
     return 0
 

@@ -544,6 +544,8 @@ def run_drill(
                     and taker.last_speech_end_s > taker.turn_start_s):
                 span = (taker.turn_start_s, taker.last_speech_end_s)
                 if spec.get("span") != span:
+                    if spec:
+                        spec["future"].cancel()  # an older pause's, if it has not started yet
                     spec.clear()
                     spec.update(span=span, future=worker.submit(analyse_span, *span))
             if current is not None and gate.active and not current.get("echo_checked"):
@@ -716,6 +718,8 @@ def cmd_drill(args: Any, out: TextIO = sys.stdout) -> int:
         out.write("\nseries ended (Ctrl-C)\n")
     if len(directories) > 1:
         print_series(directories, out)
+        out.write(f"\nEvery attempt so far, and the original call if there was one: "
+                  f"roleplay progress --scenario {scenario.id} --trainee {args.trainee}\n")
     return 1 if any_cut else 0
 
 

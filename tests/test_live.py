@@ -380,3 +380,13 @@ def test_enter_hangs_up_and_a_repeated_drill_compares_the_calls(vd, xdg, tmp_pat
         after = rec.caller.samples[int((stopped["t_s"] + 0.05) * RATE_HZ):]
         assert not after.any()  # nothing of the line after the hang-up on the caller track
         assert (d / "report.html").is_file()
+    # both calls are in the history, so progress and readiness count drills
+    from roleplay.history import open_history
+
+    history = open_history(None)
+    try:
+        recorded = {Path(r.call_dir).resolve() for r in history.calls(trainee="tester")}
+    finally:
+        history.close()
+    assert {d.resolve() for d in calls} <= recorded
+    assert f"roleplay progress --scenario {SCENARIO} --trainee tester" in stdout
