@@ -100,6 +100,22 @@ def is_hallucination(text: str) -> bool:
     return bool(_MARKER_ONLY.match(text.strip())) or any(h in norm for h in _HALLUCINATIONS)
 
 
+LOOP_REPEATS = 5  # one word this many times in a row is a decoding loop, not speech
+
+
+def is_loop(text: str) -> bool:
+    """A word repeated LOOP_REPEATS times in a row ("Kijk, klik, klik, klik, klik, klik, klik."
+    for "Hier heb ik niks aan"): a loop short enough to pass the compression-ratio guard. People
+    repeat a word two or three times ("nee nee nee"), not five."""
+    words = _normalise(text).split()
+    run = 1
+    for a, b in zip(words, words[1:]):
+        run = run + 1 if a == b else 1
+        if run >= LOOP_REPEATS:
+            return True
+    return False
+
+
 class FasterWhisperTranscriber:
     """The real recognizer. Construct once per process: loading costs about a second.
 
@@ -145,7 +161,8 @@ class FasterWhisperTranscriber:
             get = seg.get if isinstance(seg, dict) else lambda k, seg=seg: getattr(seg, k)
             if get("no_speech_prob") > s.max_no_speech_prob and get("avg_logprob") < s.min_avg_logprob:
                 continue
-            if get("compression_ratio") > s.max_compression_ratio or is_hallucination(get("text")):
+            if (get("compression_ratio") > s.max_compression_ratio or is_hallucination(get("text"))
+                    or is_loop(get("text"))):
                 continue
             for w in get("words") or ():
                 text, start, end, prob = ((w["word"], w["start"], w["end"], w["probability"])
@@ -274,8 +291,7 @@ class FasterWhisperTranscriber:
             pending = [i for i in pending if self._failed(tried[i][-1], tokenizer)]
         for i, results in tried.items():
             if i in pending and len(results) > 1:  # all failed: the best below the ratio limit
-                ok = [r for r in results if get_compression_ratio(tokenizer.decode(r[0]).strip())
-                      <= s.max_compression_ratio]
+                ok = [r for r in results if not self._looped(tokenizer.decode(r[0]).strip())]
                 best[i] = max(ok or results, key=lambda r: r[1])
             else:
                 best[i] = results[-1]
@@ -286,8 +302,10 @@ class FasterWhisperTranscriber:
         s = self.settings
         if no_speech_prob > s.max_no_speech_prob and avg_logprob < s.min_avg_logprob:
             return False  # silence
-        ratio = get_compression_ratio(tokenizer.decode(tokens).strip())
-        return ratio > s.max_compression_ratio or avg_logprob < s.min_avg_logprob
+        return self._looped(tokenizer.decode(tokens).strip()) or avg_logprob < s.min_avg_logprob
+
+    def _looped(self, text: str) -> bool:
+        return get_compression_ratio(text) > self.settings.max_compression_ratio or is_loop(text)
 
 
 _PREPEND_PUNCTUATIONS = "\"'“¿([{-"

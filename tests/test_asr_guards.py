@@ -69,3 +69,16 @@ def test_a_repetition_loop_is_decoded_again_not_dropped(transcriber):
         transcriber.settings, beam_size=1, retry_beam_size=0))._decode_bucketed(
         audio, [(segments[0].start_s, segments[-1].end_s)], "nl")
     assert len(loop[0]["tokens"]) <= 16 + 10 * audio.duration_s
+
+
+@pytest.mark.parametrize(("text", "looped"), [
+    ("Kijk, klik, klik, klik, klik, klik, klik.", True),  # Whisper base for "Hier heb ik niks aan"
+    ("ja ja ja ja ja", True),
+    ("Nee, nee, nee, dat klopt niet.", False),
+    ("Oké. Oké. Dus u gaat nu echt even kijken?", False),
+    ("", False),
+])
+def test_a_word_five_times_in_a_row_is_a_loop(text, looped):
+    from roleplay.asr import is_loop
+
+    assert is_loop(text) is looped
