@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -208,6 +208,29 @@ class _Timeline:
         return Audio(self.trainee[a:max(a, b)].copy(), RATE_HZ)
 
 
+class _Resumed:
+    """The recognizer for a turn that went on after a pause whose early recognition (`earlier`, a
+    Turn on the call timeline) is done: its words stand for the speech segments before that
+    pause, and only the later segments are decoded. A segment that runs across the old pause
+    (the VAD joins gaps under 0.3 s) gets the whole turn decoded again."""
+
+    def __init__(self, inner: Any, earlier: Any, *, offset_s: float) -> None:
+        self.inner = inner
+        self.earlier = earlier
+        self.offset_s = offset_s  # call time of the audio's first sample
+
+    def transcribe(self, audio: Audio, segments: tuple, *, language: str) -> tuple:
+        if self.earlier is None:
+            return self.inner.transcribe(audio, segments, language=language)
+        upto_s = self.earlier.end_s - self.offset_s
+        if not segments or any(g.start_s < upto_s < g.end_s for g in segments):
+            return self.inner.transcribe(audio, segments, language=language)
+        later = tuple(g for g in segments if g.start_s >= upto_s)
+        known = tuple(replace(w, start_s=w.start_s - self.offset_s, end_s=w.end_s - self.offset_s)
+                      for w in self.earlier.words)
+        return known + (self.inner.transcribe(audio, later, language=language) if later else ())
+
+
 class _Speaker:
     """Caller lines to audio, cached: the opening is made before the phone rings."""
 
@@ -379,11 +402,11 @@ def run_drill(
         spec: dict[str, Any] = {}
         debug: list | None = [] if os.environ.get("ROLEPLAY_LIVE_DEBUG") else None
 
-        def analyse_span(start_s: float, end_s: float):
+        def analyse_span(start_s: float, end_s: float, earlier: Any = None):
             a = max(0.0, start_s - TURN_PAD_S)
+            asr = live_asr if earlier is None else _Resumed(live_asr, earlier, offset_s=a)
             return analyse_turn(audio=tl.trainee_audio(a, end_s + TURN_PAD_S), speaker="trainee",
-                                language=language, transcriber=live_asr, baseline=baseline,
-                                offset_s=a)
+                                language=language, transcriber=asr, baseline=baseline, offset_s=a)
         result: str | None = None
         ending_handle = None
         level_db = -120.0
@@ -440,6 +463,10 @@ def run_drill(
                 speech_end_s = end_s
                 if spec.get("span") == (ev.start_s, end_s):
                     turn = spec["future"].result()  # started while the trainee paused
+                elif spec.get("span", (None,))[0] == ev.start_s and spec["future"].done():
+                    # they went on after a pause: the words up to it are known, decode the rest
+                    earlier = None if spec["future"].cancelled() else spec["future"].result()
+                    turn = analyse_span(ev.start_s, end_s, earlier)
                 else:
                     turn = analyse_span(ev.start_s, end_s)
                 spec.clear()

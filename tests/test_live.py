@@ -166,7 +166,8 @@ def test_trainee_turns_are_recognised_as_well_as_the_clean_clips(call, transcrib
     # unrelated pairs score up to 0.5 (shared letters), so a line counts as heard when it is best
     # matched by a turn of its own
     assert len(set(best_turn)) >= len(texts) - 1, best_turn
-    assert np.mean(live_scores) >= np.mean(clean_scores) - 0.1
+    # 0.75 clean against 0.70-0.75 live in four runs; unrelated text scores 0.2-0.5
+    assert np.mean(live_scores) >= np.mean(clean_scores) - 0.2
 
 
 def test_interruption_detected_on_time_and_caller_reacts(call) -> None:

@@ -63,3 +63,38 @@ def test_an_earlier_output_leaves_a_silent_gap() -> None:
     track = np.concatenate(writer.trainee)
     assert not track[before : before + 64].any()
     assert np.array_equal(track[before + 64 :], mic[4096:8192])
+
+
+class _CountingAsr:
+    def __init__(self) -> None:
+        self.asked: list[tuple] = []
+
+    def transcribe(self, audio, segments, *, language):
+        from roleplay.asr import Word
+
+        self.asked.append(tuple(segments))
+        return tuple(Word("later", g.start_s, g.end_s, 0.9) for g in segments)
+
+
+def test_a_turn_resumed_after_a_pause_decodes_only_what_came_after_it() -> None:
+    from types import SimpleNamespace
+
+    from roleplay.asr import Word
+    from roleplay.audio import Audio
+    from roleplay.live import _Resumed
+    from roleplay.vad import SpeechSegment
+
+    # the early recognition: words on the call timeline, speech up to 12.0 s
+    earlier = SimpleNamespace(end_s=12.0, words=(Word("ik", 10.2, 10.5, 0.9), Word("stuur", 10.6, 11.9, 0.8)))
+    inner = _CountingAsr()
+    asr = _Resumed(inner, earlier, offset_s=10.0)  # the turn's audio starts at 10.0 s
+    audio = Audio(np.zeros(16000 * 5, np.float32), 16000)
+    first, second = SpeechSegment(0.2, 2.0), SpeechSegment(2.5, 4.0)
+    words = asr.transcribe(audio, (first, second), language="nl")
+    assert inner.asked == [(second,)]  # only the speech after the pause went to the recognizer
+    assert [(w.text, round(w.start_s, 6)) for w in words] == [("ik", 0.2), ("stuur", 0.6), ("later", 2.5)]
+    # a segment across the old pause (the VAD joined it): the whole turn is decoded again
+    inner.asked.clear()
+    joined = SpeechSegment(0.2, 4.0)
+    assert [w.text for w in asr.transcribe(audio, (joined,), language="nl")] == ["later"]
+    assert inner.asked == [(joined,)]
