@@ -350,6 +350,12 @@ def _anger_from_events(events: tuple[dict[str, Any], ...]) -> tuple[tuple[float,
                  if e.get("type") in ("anger", "call-start") and isinstance(e.get("anger"), int | float))
 
 
+def _check_finite(audio: Audio | None, what: str) -> None:
+    """NaN or inf would run silently through resampling, VAD and Whisper into garbage figures."""
+    if audio is not None and not np.all(np.isfinite(audio.samples)):
+        raise InputError(f"{what} audio contains NaN or infinite samples; expected finite audio")
+
+
 def analyse_audio(
     *,
     caller: Audio | None,
@@ -367,10 +373,16 @@ def analyse_audio(
     if caller is None and trainee is None:
         raise InputError("nothing to analyse: give the trainee's audio, the caller's, or both")
     step = progress or (lambda _msg: None)
+    for speaker, given in (("caller", caller), ("trainee", trainee), ("calibration", calibration)):
+        _check_finite(given, speaker)
     tracks = {s: a.resampled(ANALYSIS_RATE_HZ) for s, a in (("caller", caller), ("trainee", trainee))
               if a is not None}
     duration_s = max(a.duration_s for a in tracks.values())
     warnings: list[str] = []
+    for speaker, original in (("caller", caller), ("trainee", trainee)):
+        if original is not None and original.rate_hz < ANALYSIS_RATE_HZ:  # upsampling adds no detail
+            warnings.append(f"{speaker} audio is sampled at {original.rate_hz} Hz (under {ANALYSIS_RATE_HZ}): "
+                            "telephone-band speech is recognised less reliably")
     quality: dict[str, Any] = {}
     segs: dict[str, list[_Segment]] = {"caller": [], "trainee": []}
     for speaker, audio in tracks.items():
@@ -429,6 +441,7 @@ def analyse_turn(*, audio: Audio, speaker: str, language: str, transcriber: Tran
     Times are on the call's timeline: `offset_s` is where `audio` starts."""
     if speaker not in SPEAKERS:
         raise InputError(f"unknown speaker {speaker!r}; expected one of {', '.join(SPEAKERS)}")
+    _check_finite(audio, speaker)
     audio = audio.resampled(ANALYSIS_RATE_HZ)
     vad = speech_segments(audio)
     if not vad:

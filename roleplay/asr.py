@@ -109,7 +109,7 @@ def is_loop(text: str) -> bool:
     repeat a word two or three times ("nee nee nee"), not five."""
     words = _normalise(text).split()
     run = 1
-    for a, b in zip(words, words[1:]):
+    for a, b in zip(words, words[1:], strict=False):
         run = run + 1 if a == b else 1
         if run >= LOOP_REPEATS:
             return True

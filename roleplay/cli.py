@@ -12,6 +12,13 @@ from roleplay import __version__
 from roleplay.errors import RoleplayError
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad command-line values give one line, like every other error (argparse prints the usage too)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _positive_float(text: str) -> float:
     """An argparse type: a number above 0 (a negative length made `bench` loop for ever)."""
     try:
@@ -50,7 +57,7 @@ def _add_model(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="roleplay",
         description="Practise calming an angry caller out loud, and measure it against the advice.",
     )
@@ -104,6 +111,30 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("scenario", help="a scenario id or file")
     sv = ss.add_parser("validate", help="check scenario files (all shipped ones when none is given)")
     sv.add_argument("files", nargs="*", metavar="FILE")
+    sr = ss.add_parser("from-recording", help="a scenario draft from a recorded call (after a real incident)",
+                       description="Transcribe the caller's side, estimate the caller's anger per turn, and write "
+                                   "a scenario draft with personal details replaced by placeholders; the trainee's "
+                                   "side is analysed as the original call and recorded in the history.")
+    sr.add_argument("call", nargs="?", metavar="CALL", help="a call directory or a stereo audio file")
+    sr.add_argument("--caller-channel", type=int, metavar="N", help="caller's channel in CALL (0-based)")
+    sr.add_argument("--trainee-channel", type=int, metavar="M", help="trainee's channel in CALL (0-based)")
+    sr.add_argument("--caller", metavar="FILE", help="the caller's audio (mono)")
+    sr.add_argument("--trainee", metavar="FILE", help="the trainee's audio (mono)")
+    sr.add_argument("--language", help="nl or en (default: the call's language, else nl)")
+    sr.add_argument("--out", required=True, metavar="FILE",
+                    help="the draft to write; its name is the scenario id (e.g. nl-incident-maart.yaml)")
+    sr.add_argument("--taken-by", metavar="NAME", help="who took the original call (for the history)")
+    sr.add_argument("--force", action="store_true", help="replace an existing --out file")
+    sr.add_argument("--no-history", action="store_true", help="do not record the original call in the history")
+    sr.add_argument("--db", metavar="FILE", help="history database (default: ROLEPLAY_DB or the user-data dir)")
+    _add_model(sr)
+    sn = ss.add_parser("new", help="a scenario draft from a template or from incident notes",
+                       description="Write a scenario draft: from a template, or from written incident notes "
+                                   "(who called, why, what was said in quotes, how it ended).")
+    sn.add_argument("--from-notes", metavar="FILE", help="incident notes (plain text; quoted speech = caller lines)")
+    sn.add_argument("--language", help="nl or en (default: guessed from the notes, else nl)")
+    sn.add_argument("--out", required=True, metavar="FILE", help="the draft to write; its name is the scenario id")
+    sn.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     d = sub.add_parser("demo", help="a whole simulated call: the angry caller and a simulated trainee, "
                        "recorded, analysed and reported")
@@ -223,6 +254,12 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
         return scenario.cmd_scenarios_list(sys.stdout)
     if args.scenarios_command == "show":
         return scenario.cmd_scenarios_show(args.scenario, sys.stdout)
+    if args.scenarios_command in ("from-recording", "new"):
+        from roleplay import incident  # drafts after a real incident
+
+        if args.scenarios_command == "new":
+            return incident.cmd_new(args, sys.stdout)
+        return incident.cmd_from_recording(args, sys.stdout)
     return scenario.cmd_scenarios_validate(args.files, sys.stdout)
 
 

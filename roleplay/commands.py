@@ -58,10 +58,10 @@ def read_input(args: argparse.Namespace) -> CallInput:
         raise InputError("give either PATH or --caller/--trainee files, not both")
     if path is not None and path.is_dir():
         rec = load_call(path)
-        calibration = load_audio(args.calibration) if args.calibration else rec.calibration
+        calibration = load_audio(args.calibration, max_channels=2) if args.calibration else rec.calibration
         return CallInput(rec.caller, rec.trainee, calibration, rec.meta.get("language"), rec.events,
                          _call_summary(rec.meta, rec.cut_off), {"call_dir": str(path)}, path / "analysis.json")
-    calibration = load_audio(args.calibration) if args.calibration else None
+    calibration = load_audio(args.calibration, max_channels=2) if args.calibration else None
     if path is not None:
         if None in channels:
             n = channel_count(path)
@@ -79,8 +79,9 @@ def read_input(args: argparse.Namespace) -> CallInput:
         raise InputError("nothing to analyse: give a call directory, a stereo file, or --trainee FILE")
     if args.caller and not args.trainee:
         raise InputError("--caller needs --trainee too (the trainee is the one being assessed)")
-    caller = load_audio(args.caller) if args.caller else None
-    trainee = load_audio(args.trainee)
+    # one party per file: more than two channels is several people, not one voice to mix down
+    caller = load_audio(args.caller, max_channels=2) if args.caller else None
+    trainee = load_audio(args.trainee, max_channels=2)
     if caller is not None and abs(caller.duration_s - trainee.duration_s) > 1.0:
         print(f"roleplay: note: the two files differ in length ({caller.duration_s:.1f} s and "
               f"{trainee.duration_s:.1f} s); they are taken to start at the same moment", file=sys.stderr)
@@ -118,6 +119,14 @@ class _Progress:
         self._bar.close()
 
 
+def _describe(source: dict[str, Any]) -> str:
+    if "call_dir" in source:
+        return str(source["call_dir"])
+    if "file" in source:
+        return str(source["file"])
+    return " + ".join(str(source[k]) for k in ("caller", "trainee") if source.get(k)) or "the input"
+
+
 def run_analysis(inp: CallInput, *, language: str, transcriber: Transcriber
                  ) -> tuple[Analysis, tuple[AdviceResult, ...]]:
     duration = max(a.duration_s for a in (inp.caller, inp.trainee) if a is not None)
@@ -126,6 +135,8 @@ def run_analysis(inp: CallInput, *, language: str, transcriber: Transcriber
         analysis = analyse_audio(caller=inp.caller, trainee=inp.trainee, language=language,
                                  transcriber=transcriber, calibration=inp.calibration, events=inp.events,
                                  call=inp.call, progress=progress)
+    except InputError as exc:  # e.g. "no speech found": say which input it was about
+        raise InputError(f"{_describe(inp.source)}: {exc}") from None
     finally:
         progress.close()
     return analysis, assess(analysis)

@@ -396,8 +396,9 @@ def _analyse_call(directory: Path, language: str, transcriber: Transcriber
     return analysis, advice, json_path, report_path
 
 
-def cmd_demo(args: Any, out: TextIO = sys.stdout) -> int:
+def cmd_demo(args: Any, out: TextIO | None = None) -> int:
     """The `roleplay demo` command."""
+    out = out if out is not None else sys.stdout
     from roleplay.commands import load_transcriber
     from roleplay.report import analysis_dict, print_summary
 

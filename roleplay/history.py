@@ -35,10 +35,12 @@ from typing import Any, TextIO
 
 from roleplay.advice import ADVICE_IDS
 from roleplay.errors import RoleplayError
+from roleplay.paths import make_private_dir
 
 SCHEMA_VERSION = 2
 DB_ENV = "ROLEPLAY_DB"
 BUSY_TIMEOUT_S = 30.0
+BUSY_TIMEOUT_ENV = "ROLEPLAY_DB_TIMEOUT_S"  # how long to wait for another process's write lock
 INTENSITY_ORDER = {"mild": 0, "realistic": 1, "severe": 2}
 
 # Figures stored per call: name -> (advice item, figure name in the analysis JSON) or a call field.
@@ -64,6 +66,20 @@ class HistoryError(RoleplayError):
 
 def _now_utc() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def busy_timeout_s() -> float:
+    """BUSY_TIMEOUT_S, or `ROLEPLAY_DB_TIMEOUT_S` seconds (e.g. shorter on a machine with no other writers)."""
+    raw = os.environ.get(BUSY_TIMEOUT_ENV)
+    if not raw:
+        return BUSY_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise HistoryError(f"{BUSY_TIMEOUT_ENV}={raw!r}: expected seconds from 0 to 3600")
+    return value
 
 
 def default_db_path() -> Path:
@@ -256,16 +272,29 @@ class History:
             return
         self.path = Path(target).expanduser()
         self.url = None
+        self.timeout_s = busy_timeout_s()
         self._create_private(self.path)
         try:
-            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self.conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+            self.conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA foreign_keys = ON")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
+        except HistoryError:
+            raise
+        except sqlite3.OperationalError as exc:
+            raise self._sqlite_error(exc) from None
         except sqlite3.DatabaseError as exc:
             raise HistoryError(f"{self.path}: not a usable history database ({exc})") from None
+
+    def _sqlite_error(self, exc: sqlite3.OperationalError) -> HistoryError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return HistoryError(
+                f"{self.path}: locked by another process for more than {self.timeout_s:g} s "
+                f"({BUSY_TIMEOUT_ENV} sets the wait); nothing was changed"
+            )
+        return HistoryError(f"{self.path}: not a usable history database ({exc})")
 
     def _open_postgres(self, url: str) -> None:
         try:
@@ -277,6 +306,7 @@ class History:
         parts = urlsplit(url)
         self.url = url
         self.path = Path(parts.path.lstrip("/") or "postgres")  # for messages only, no password
+        self.timeout_s = busy_timeout_s()
         try:
             self.conn = _PgConn(url)
             self._migrate()
@@ -293,7 +323,7 @@ class History:
     def _create_private(path: Path) -> None:
         if path.exists():
             return
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(path.parent)
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             os.close(fd)
@@ -313,7 +343,10 @@ class History:
     @contextmanager
     def write(self) -> Iterator[Any]:
         """One write transaction, taking the write lock up front (waits up to the busy timeout)."""
-        self.conn.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+        except sqlite3.OperationalError as exc:  # another process kept the write lock past the timeout
+            raise self._sqlite_error(exc) from None
         try:
             yield self.conn
         except BaseException:
@@ -615,7 +648,8 @@ def record_quietly(
     try:
         return record_call(analysis_json, call_dir, db)
     except (RoleplayError, OSError, sqlite3.Error) as exc:
-        print(f"roleplay: warning: the call was not recorded in the history: {exc}", file=sys.stderr)
+        later = f"; add it later with `roleplay history --add {call_dir}`" if call_dir is not None else ""
+        print(f"roleplay: warning: the call was not recorded in the history: {exc}{later}", file=sys.stderr)
         return None
 
 

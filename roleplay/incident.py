@@ -705,7 +705,8 @@ def _plain(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def cmd_from_recording(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_from_recording(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout
     out_path, scenario_id = check_out_path(args.out, force=args.force)
     from roleplay.commands import check_language, load_transcriber, read_input, run_analysis
     from roleplay.report import analysis_dict, render_html, write_atomic, write_json
@@ -925,7 +926,8 @@ def template_draft(*, scenario_id: str, language: str) -> Draft:
     )
 
 
-def cmd_new(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_new(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout
     out_path, scenario_id = check_out_path(args.out, force=args.force)
     if args.language is not None and args.language not in TEXTS:
         raise InputError(f"unknown language {args.language!r}; expected one of: {', '.join(TEXTS)}")

@@ -41,6 +41,7 @@ from roleplay.audio import Audio, amplitude_to_db, load_audio, save_wav
 from roleplay.devices import DeviceSpec, DuplexStream, LagMeasurement, measure_lag
 from roleplay.echo import EchoGate
 from roleplay.errors import InputError, RoleplayError
+from roleplay.paths import make_private_dir
 from roleplay.streamvad import StreamingVad
 from roleplay.turntaking import TurnEvent, TurnSettings, TurnTaker
 
@@ -342,7 +343,7 @@ def run_drill(
             sentence = load_trainee_lines(language).calibration
             calibration = record_calibration(stream, sentence=sentence, status=status,
                                               settings=tl_settings)
-            cal_path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(cal_path.parent)
             save_wav(cal_path, calibration)
             status.say(f"calibration stored: {cal_path}")
         baseline = calibration_baseline(calibration, language=language, transcriber=transcriber)
@@ -706,9 +707,10 @@ def delay_summary(delays: tuple[ReplyDelay, ...] | list[ReplyDelay]) -> dict[str
     return out
 
 
-def cmd_drill(args: Any, out: TextIO = sys.stdout) -> int:
+def cmd_drill(args: Any, out: TextIO | None = None) -> int:
     """`roleplay drill SCENARIO [--trainee NAME] [--repeat N] [--input-device ..] ...`: one call,
     or N with a pause and a summary in between and a comparison at the end."""
+    out = out if out is not None else sys.stdout
     from roleplay.commands import load_transcriber
     from roleplay.scenario import load_scenario
 

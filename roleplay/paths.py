@@ -22,3 +22,13 @@ def data_dir(name: str, *, env: str) -> Path:
     """The first existing data directory, or the repository's (for messages) when none exists."""
     found = data_dirs(name, env=env)
     return found[0] if found else Path(__file__).resolve().parent.parent / name
+
+
+def make_private_dir(path: Path) -> Path:
+    """`mkdir -p path`; when it is created here it is readable by its owner only (0700), whatever the
+    umask. An existing directory keeps its mode: it may be one the user chose to share."""
+    path = Path(path)
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path, 0o700)
+    return path

@@ -15,6 +15,7 @@ still loads up to its last written block. meta.json is replaced atomically (writ
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import struct
@@ -25,13 +26,44 @@ from typing import Any
 import numpy as np
 
 from roleplay import __version__
-from roleplay.audio import Audio, to_int16
-from roleplay.errors import InputError
+from roleplay.audio import MAX_DURATION_S, Audio, to_int16
+from roleplay.errors import InputError, RoleplayError
 
 FORMAT_VERSION = 1
 TRACKS = ("caller", "trainee")
 _HEADER_BYTES = 44
 OUTCOMES = ("calmed", "ended-by-trainee", "transferred", "caller-hung-up", "time-limit", "aborted")
+
+
+class RecordingError(RoleplayError):
+    """The call directory cannot be written any more (disk full, removed); what was written is kept."""
+
+    exit_code = 1  # an operating-system problem, as the CLI reports OSError
+
+
+def _open_private(path: Path) -> int:
+    """A new (or emptied) file readable by its owner only, whatever the umask: recordings are personal."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def _write_all(f: Any, data: bytes) -> int:
+    """Write to an unbuffered file until done; on an error, return how much got written before it
+    in `exc.written` (a full disk gives a short write first, then ENOSPC)."""
+    view, done = memoryview(data), 0
+    while done < len(view):
+        try:
+            n = f.write(view[done:])
+        except OSError as exc:
+            exc.written = done  # type: ignore[attr-defined]
+            raise
+        if not n:
+            exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            exc.written = done  # type: ignore[attr-defined]
+            raise exc
+        done += n
+    return done
 
 
 def _wav_header(rate_hz: int, data_bytes: int) -> bytes:
@@ -48,29 +80,64 @@ class _WavAppender:
     def __init__(self, path: Path, rate_hz: int) -> None:
         self.path = path
         self.rate_hz = rate_hz
-        self._f = open(path, "wb")  # noqa: SIM115 - kept open for the whole call
-        self._f.write(_wav_header(rate_hz, 0))
+        # unbuffered: after a failed write nothing lingers in a buffer to fail again at close
+        self._f = open(_open_private(path), "wb", buffering=0)  # noqa: SIM115 - kept open for the whole call
         self.frames = 0
+        self.error: RecordingError | None = None
+        try:
+            _write_all(self._f, _wav_header(rate_hz, 0))
+        except OSError as exc:
+            self.error = _recording_error(path, exc)
+            raise self.error from None
 
     def append(self, samples: np.ndarray) -> None:
+        if self.error is not None:  # the disk filled up: the file stays valid up to its last whole sample
+            raise self.error
         data = to_int16(samples).tobytes()
         self._f.seek(0, os.SEEK_END)
-        self._f.write(data)
+        try:
+            _write_all(self._f, data)
+        except OSError as exc:
+            # keep the whole samples that made it, so the next reader finds a clean file
+            self.frames += getattr(exc, "written", 0) // 2
+            self._truncate_and_patch()
+            self.error = _recording_error(self.path, exc)
+            raise self.error from None
         self.frames += len(data) // 2
+        self._patch_header()
+
+    def _patch_header(self) -> None:
+        # overwrites bytes already on disk: needs no new blocks, so it works on a full disk too
         self._f.seek(4)
         self._f.write(struct.pack("<I", 36 + self.frames * 2))
         self._f.seek(40)
         self._f.write(struct.pack("<I", self.frames * 2))
-        self._f.flush()
+
+    def _truncate_and_patch(self) -> None:
+        try:
+            self._f.truncate(_HEADER_BYTES + self.frames * 2)
+            self._patch_header()
+        except OSError:
+            pass  # readers trust the file size and drop a half sample anyway
 
     def close(self) -> None:
         self._f.close()
 
 
+def _recording_error(path: Path, exc: OSError) -> RecordingError:
+    return RecordingError(f"{path}: {exc.strerror or exc}; what was recorded until then is kept in {path.parent}")
+
+
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write, then rename: a full disk leaves the old file as it was."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with open(_open_private(tmp), "wb", buffering=0) as f:
+            _write_all(f, json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8"))
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _recording_error(path, exc) from None
 
 
 def _now_utc() -> str:
@@ -110,7 +177,10 @@ class CallWriter:
         }
         _write_json_atomic(self.directory / "meta.json", self.meta)
         self._tracks = {t: _WavAppender(self.directory / f"{t}.wav", rate_hz) for t in TRACKS}
-        self._events = open(self.directory / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        fd = os.open(self.directory / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        self._events = open(fd, "ab", buffering=0)  # noqa: SIM115 - kept open for the whole call
+        self._files_closed = False
         self.closed = False
 
     def frames(self, track: str) -> int:
@@ -132,8 +202,10 @@ class CallWriter:
 
     def event(self, type_: str, *, t_s: float, **fields: Any) -> None:
         line = json.dumps({"t_s": round(t_s, 4), "type": type_, **fields}, ensure_ascii=False)
-        self._events.write(line + "\n")
-        self._events.flush()
+        try:
+            _write_all(self._events, (line + "\n").encode("utf-8"))
+        except OSError as exc:  # a half line is skipped by the reader
+            raise _recording_error(self.directory / "events.jsonl", exc) from None
 
     def update_meta(self, **fields: Any) -> None:
         self.meta.update(fields)
@@ -142,10 +214,14 @@ class CallWriter:
     def close(self, *, outcome: str | None = None, status: str = "complete") -> None:
         if self.closed:
             return
-        self.pad_to(max(a.frames for a in self._tracks.values()))
-        for appender in self._tracks.values():
-            appender.close()
-        self._events.close()
+        if not self._files_closed:  # a second close (after a full disk failed the first) skips this
+            try:
+                self.pad_to(max(a.frames for a in self._tracks.values()))
+            finally:
+                for appender in self._tracks.values():
+                    appender.close()
+                self._events.close()
+                self._files_closed = True
         fields: dict[str, Any] = {"status": status, "ended_utc": _now_utc(),
                                   "duration_s": round(self.frames("caller") / self.rate_hz, 3)}
         if outcome is not None:
@@ -161,8 +237,12 @@ class CallWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
-        else:
+            return
+        try:
             self.close(outcome="aborted", status="aborted")
+        except (RoleplayError, OSError):
+            # e.g. the disk is full: the first error is the one to report; the files stay as written
+            self.closed = True
 
 
 @dataclass(frozen=True)
@@ -189,6 +269,10 @@ def _read_track(path: Path, rate_hz: int) -> Audio | None:
     """Read our own WAV by file size, so a header left stale by a crash does not matter."""
     if not path.is_file():
         return None
+    size = path.stat().st_size
+    if size > _HEADER_BYTES + MAX_DURATION_S * rate_hz * 2:  # refused before it is read into memory
+        raise InputError(f"{path}: {(size - _HEADER_BYTES) / (rate_hz * 120):.0f} minutes long; expected at "
+                         f"most {MAX_DURATION_S / 60:.0f} minutes")
     raw = path.read_bytes()
     if len(raw) < _HEADER_BYTES or raw[:4] != b"RIFF" or raw[36:40] != b"data":
         raise InputError(f"{path}: not a roleplay call track (expected a 16-bit mono WAV)")

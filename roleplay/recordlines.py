@@ -404,13 +404,14 @@ def _selected(scenario: Any, situations: Sequence[str] | None) -> list[tuple[str
 def record_scenario(scenario_ref: str | Path, *, out_dir: Path | None = None,
                     input_device: int | str | None = None,
                     situations: Sequence[str] | None = None, max_line_s: float = 15.0,
-                    out: TextIO = sys.stdout, stdin: TextIO | None = None,
+                    out: TextIO | None = None, stdin: TextIO | None = None,
                     wait_s: float = WAIT_FOR_SPEECH_S) -> RecordResult:
     """Record the scenario's caller lines one by one through the microphone (see module doc).
 
     With an interactive `stdin` each line waits for Enter (s skips it, q stops); otherwise
     recording starts at once and the line ends after the speech.
     """
+    out = out if out is not None else sys.stdout
     from roleplay.models import prepare_environment
     from roleplay.scenario import load_scenario
 

@@ -464,6 +464,7 @@ def _check_scenario(data: object, source: Path, marks: dict[_Path, int]) -> Scen
     triggers = _check_triggers(c, top.get("triggers", {}), lines=lines)
     reactions = _check_reactions(c, top.get("reactions", {}))
     rules = _check_rules(c, top.get("rules", {}), anger=anger)
+    _check_reachable(c, triggers, anger=anger, swearing=swearing)
     needs = c.choices(("needs",), top["needs"], ADVICE_IDS)
     ending = _check_ending(c, top["ending"])
     for outcome_id, advice in (
@@ -619,6 +620,28 @@ def _check_triggers(
     return tuple(triggers)
 
 
+def _check_reachable(c: _Checker, triggers: tuple[Trigger, ...], *, anger: Anger, swearing: bool) -> None:
+    """A scenario-specific group the caller can never reach is a mistake, not a spare: refuse it.
+    (Situations follow from the anger level, not from transitions, so there are no cycles to find.)"""
+    for t in triggers:
+        path: _Path = ("triggers", t.group)
+        if t.when == "abusive" and not swearing:
+            c.fail((*path, "when"), "the caller is never abusive when swearing is false; expected another situation")
+        # the highest anger at which the situation can happen (anger stays within min..max)
+        if t.when == "hanging_up":
+            ceiling, below = anger.max, False
+        elif t.when == "satisfied":
+            ceiling, below = anger.calmed_below, True
+        else:
+            ceiling, below = anger.hang_up_at, True
+        if t.min_anger > ceiling or (below and t.min_anger >= ceiling):
+            c.fail(
+                (*path, "min_anger"),
+                f"expected {'below' if below else 'at most'} {ceiling:g}: the caller is never {t.when!r} at "
+                f"anger {t.min_anger:g} or more, so these lines would never be said",
+            )
+
+
 def _check_reactions(c: _Checker, value: object) -> Mapping[str, float]:
     raw = c.mapping(("reactions",), value, required=(), optional=BEHAVIOURS)
     lo, hi = REACTION_RANGE
@@ -691,6 +714,8 @@ def scenario_from_text(text: str, *, path: Path) -> Scenario:
 
 
 def _read_scenario_file(path: Path) -> Scenario:
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a scenario file (.yaml)")
     if not path.is_file():
         raise InputError(f"{path}: no such file, expected a scenario (.yaml)")
     size = path.stat().st_size
