@@ -72,6 +72,10 @@ class ReplyDelay:
     decision_s: float
     synthesis_s: float
     output_s: float
+    # how the turn was recognised: "early" (in the pause that ended it), "early-rest" (in that pause
+    # too, but it went on after an earlier one: only the speech after that was decoded), "whole"
+    # (after it ended)
+    recognised: str = "whole"
 
 
 @dataclass(frozen=True)
@@ -211,21 +215,24 @@ class _Timeline:
 
 class _Resumed:
     """The recognizer for a turn that went on after a pause whose early recognition (`earlier`, a
-    Turn on the call timeline) is done: its words stand for the speech segments before that
-    pause, and only the later segments are decoded. A segment that runs across the old pause
-    (the VAD joins gaps under 0.3 s) gets the whole turn decoded again."""
+    Turn on the call timeline) is done: its words stand for the speech segments before `upto_s`
+    (a moment in that pause), and only the later segments are decoded. A segment across it (the
+    VAD joins gaps under 0.3 s) gets the whole turn decoded again."""
 
-    def __init__(self, inner: Any, earlier: Any, *, offset_s: float) -> None:
+    def __init__(self, inner: Any, earlier: Any, *, offset_s: float, upto_s: float) -> None:
         self.inner = inner
         self.earlier = earlier
         self.offset_s = offset_s  # call time of the audio's first sample
+        self.upto_s = upto_s  # call time inside the pause: `earlier` holds the speech before it
+        self.reused = False
 
     def transcribe(self, audio: Audio, segments: tuple, *, language: str) -> tuple:
         if self.earlier is None:
             return self.inner.transcribe(audio, segments, language=language)
-        upto_s = self.earlier.end_s - self.offset_s
+        upto_s = self.upto_s - self.offset_s
         if not segments or any(g.start_s < upto_s < g.end_s for g in segments):
             return self.inner.transcribe(audio, segments, language=language)
+        self.reused = True
         later = tuple(g for g in segments if g.start_s >= upto_s)
         known = tuple(replace(w, start_s=w.start_s - self.offset_s, end_s=w.end_s - self.offset_s)
                       for w in self.earlier.words)
@@ -403,11 +410,25 @@ def run_drill(
         spec: dict[str, Any] = {}
         debug: list | None = [] if os.environ.get("ROLEPLAY_LIVE_DEBUG") else None
 
-        def analyse_span(start_s: float, end_s: float, earlier: Any = None):
+        def analyse_span(start_s: float, end_s: float, asr: Any = None):
             a = max(0.0, start_s - TURN_PAD_S)
-            asr = live_asr if earlier is None else _Resumed(live_asr, earlier, offset_s=a)
             return analyse_turn(audio=tl.trainee_audio(a, end_s + TURN_PAD_S), speaker="trainee",
-                                language=language, transcriber=asr, baseline=baseline, offset_s=a)
+                                language=language, transcriber=asr or live_asr, baseline=baseline,
+                                offset_s=a)
+        def early(span: tuple[float, float], before: tuple[tuple[float, float], Any] | None
+                  ) -> tuple[Any, str]:
+            """The turn so far, recognised in a pause (in the worker). If the trainee went on after
+            an earlier pause whose recognition ran, its words are kept and only the rest decoded:
+            the worker runs one job at a time, so that one has finished by now."""
+            if before is not None and before[0][0] == span[0] and not before[1].cancelled():
+                earlier = before[1].result()[0]
+                # cut in that pause: it was at least TURN_PAD_S long
+                resumed = _Resumed(live_asr, earlier, offset_s=max(0.0, span[0] - TURN_PAD_S),
+                                   upto_s=before[0][1] + TURN_PAD_S / 2)
+                turn = analyse_span(*span, resumed)
+                return turn, "early-rest" if resumed.reused else "early"
+            return analyse_span(*span), "early"
+
         result: str | None = None
         ending_handle = None
         level_db = -120.0
@@ -444,6 +465,7 @@ def run_drill(
                     input_s=round(turn_events["seen_s"] - turn_events["decided_s"], 3),
                     recognition_s=round(turn_events["recognition_s"], 3),
                     decision_s=round(turn_events["decision_s"], 3),
+                    recognised=turn_events["recognised"],
                     synthesis_s=round(synthesis_s, 3),
                     output_s=round(start_s - at_play_s, 3),
                 )
@@ -456,6 +478,7 @@ def run_drill(
             nonlocal state, result, greeted, ending_handle
             seen_s = now_s()
             t0 = time.monotonic()
+            recognised = "whole"
             if kind == "no-answer":
                 turn = None
                 speech_end_s = ev.start_s or 0.0
@@ -463,13 +486,10 @@ def run_drill(
                 end_s = ev.end_s if ev.end_s is not None else ev.t_s
                 speech_end_s = end_s
                 if spec.get("span") == (ev.start_s, end_s):
-                    turn = spec["future"].result()  # started while the trainee paused
-                elif spec.get("span", (None,))[0] == ev.start_s and spec["future"].done():
-                    # they went on after a pause: the words up to it are known, decode the rest
-                    earlier = None if spec["future"].cancelled() else spec["future"].result()
-                    turn = analyse_span(ev.start_s, end_s, earlier)
+                    turn, recognised = spec["future"].result()  # started while the trainee paused
                 else:
                     turn = analyse_span(ev.start_s, end_s)
+                    recognised = "whole"
                 spec.clear()
             recognition_s = time.monotonic() - t0
             t1 = time.monotonic()
@@ -510,7 +530,7 @@ def run_drill(
             del before
             speak(line, reason=kind, turn_events={
                 "speech_end_s": speech_end_s, "decided_s": ev.t_s, "seen_s": seen_s,
-                "recognition_s": recognition_s, "decision_s": decision_s})
+                "recognition_s": recognition_s, "decision_s": decision_s, "recognised": recognised})
             result = outcome(scenario, state, elapsed_s=current["end_s"])
             if result is not None:
                 ending_handle = current["handle"]
@@ -572,10 +592,12 @@ def run_drill(
                     and taker.last_speech_end_s > taker.turn_start_s):
                 span = (taker.turn_start_s, taker.last_speech_end_s)
                 if spec.get("span") != span:
+                    before = None
                     if spec:
                         spec["future"].cancel()  # an older pause's, if it has not started yet
+                        before = (spec["span"], spec["future"])
                     spec.clear()
-                    spec.update(span=span, future=worker.submit(analyse_span, *span))
+                    spec.update(span=span, future=worker.submit(early, span, before))
             if current is not None and gate.active and not current.get("echo_checked"):
                 _track_echo(current, tl, writer)
             t_call = tl.trainee_len / RATE_HZ

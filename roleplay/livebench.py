@@ -40,10 +40,20 @@ BENCH_REPLIES = (
 )
 
 
+PAUSE_S = 0.5  # longer than the VAD's shortest gap (0.3 s), shorter than the end of a turn (0.7 s)
+
+
 @functools.lru_cache(maxsize=128)
 def espeak(text: str, *, voice: str = "nl", speed_wpm: int = 150) -> Audio:
-    """`text` spoken by espeak-ng at 16 kHz, silence trimmed (the scripted trainee's voice)."""
+    """`text` spoken by espeak-ng at 16 kHz, silence trimmed (the scripted trainee's voice).
+    " | " in `text` is a pause of PAUSE_S: the trainee goes on after it in the same turn."""
     import soundfile
+
+    if " | " in text:
+        gap = np.zeros(int(PAUSE_S * RATE_HZ), np.float32)
+        parts = [espeak(part, voice=voice, speed_wpm=speed_wpm).samples for part in text.split(" | ")]
+        joined = [x for part in parts for x in (part, gap)][:-1]
+        return Audio(np.concatenate(joined), RATE_HZ)
 
     if shutil.which("espeak-ng") is None:
         raise RoleplayError("the scripted trainee needs espeak-ng (Debian: apt-get install espeak-ng)")
@@ -152,6 +162,6 @@ def run_latency_bench(model: str | None, *, caller_lines: int = 7) -> int:
     for d in result.reply_delays:
         print(f"  turn {d.turn}: {d.total_s:.2f} s = wait {d.silence_wait_s:.2f} + input "
               f"{d.input_s:.2f} + recognition {d.recognition_s:.2f} + decision {d.decision_s:.3f} "
-              f"+ synthesis {d.synthesis_s:.3f} + output {d.output_s:.3f}")
+              f"+ synthesis {d.synthesis_s:.3f} + output {d.output_s:.3f}  (recognised: {d.recognised})")
     print(" ".join(f"{k}={v:g}" for k, v in s.items()))
     return 0

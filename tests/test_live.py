@@ -30,7 +30,8 @@ REPLIES = (
     ("Ik begrijp dat u ongerust bent.", "after", 1.0),
     ("Maar meneer, luister nu eens even naar mij.", "interrupt", 1.2),
     ("Ik stuur nu een dokter naar u toe, binnen een uur is hij er.", "after", 0.6),
-    ("Dat is heel vervelend voor u.", "after", 0.5),
+    # a pause inside the turn: the early recognition covers the first sentence, the rest is added
+    ("Dat is heel vervelend voor u. | Ik begrijp het.", "after", 0.5),
 )
 
 
@@ -255,6 +256,11 @@ def test_reply_delays_are_logged_with_their_parts(call) -> None:
     result, _ = call
     delays = [e for e in _events(result.directory) if e["type"] == "reply-delay"]
     assert len(delays) >= 3
+    print("recognised:", [d["recognised"] for d in delays])
+    # most turns are recognised in the pause that ends them; the one with a pause inside it only
+    # after it, from the words before the pause plus the rest
+    assert [d["recognised"] for d in delays].count("whole") <= 1
+    assert "early-rest" in [d["recognised"] for d in delays]
     for d in delays:
         parts = (d["silence_wait_s"] + d["input_s"] + d["recognition_s"] + d["decision_s"]
                  + d["synthesis_s"] + d["output_s"])

@@ -87,11 +87,12 @@ def test_a_turn_resumed_after_a_pause_decodes_only_what_came_after_it() -> None:
     # the early recognition: words on the call timeline, speech up to 12.0 s
     earlier = SimpleNamespace(end_s=12.0, words=(Word("ik", 10.2, 10.5, 0.9), Word("stuur", 10.6, 11.9, 0.8)))
     inner = _CountingAsr()
-    asr = _Resumed(inner, earlier, offset_s=10.0)  # the turn's audio starts at 10.0 s
+    asr = _Resumed(inner, earlier, offset_s=10.0, upto_s=12.1)  # the turn's audio starts at 10.0 s
     audio = Audio(np.zeros(16000 * 5, np.float32), 16000)
     first, second = SpeechSegment(0.2, 2.0), SpeechSegment(2.5, 4.0)
     words = asr.transcribe(audio, (first, second), language="nl")
     assert inner.asked == [(second,)]  # only the speech after the pause went to the recognizer
+    assert asr.reused
     assert [(w.text, round(w.start_s, 6)) for w in words] == [("ik", 0.2), ("stuur", 0.6), ("later", 2.5)]
     # a segment across the old pause (the VAD joined it): the whole turn is decoded again
     inner.asked.clear()
