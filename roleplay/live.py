@@ -737,6 +737,7 @@ def cmd_drill(args: Any, out: TextIO | None = None) -> int:
     from roleplay.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
+    calibration_path(args.trainee)  # a bad name fails before the model loads
     repeat = int(getattr(args, "repeat", 1))
     pause_s = float(getattr(args, "pause", 10.0))
     if repeat < 1 or repeat > 50:
