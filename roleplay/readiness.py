@@ -328,6 +328,11 @@ def cmd_readiness(args: Any, out: TextIO) -> int:
                     f"group {args.group!r} has no members; add them with `roleplay group {args.group} NAME ...`"
                 )
         elif args.trainee:
+            known = h.trainees()
+            if args.trainee not in known:  # a typo must not read as "not ready"
+                listed = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+                raise InputError(f"no calls recorded for trainee {args.trainee!r}"
+                                 + (f"; trainees with calls: {listed}" if known else ""))
             trainees = [args.trainee]
         else:
             trainees = h.trainees()

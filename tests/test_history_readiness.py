@@ -354,6 +354,11 @@ def test_readiness_and_group_commands(tmp_path, capsys, rules):
     assert 'class="spark"' in html and 'class="strip"' in html and "Ready for the phone?" in html
     assert cli_main(["readiness", "--trainee", "bram", "--rules", str(rules.path), "--exit-code", "--db", str(db)]) == 1
     assert cli_main(["readiness", "--group", "nobody", "--db", str(db)]) == 2
+    capsys.readouterr()
+    assert cli_main(["readiness", "--trainee", "bran", "--db", str(db)]) == 2  # a typo
+    err = capsys.readouterr().err
+    assert "no calls recorded for trainee 'bran'; trainees with calls: anna, bram" in err
+    assert len(err.strip().splitlines()) == 1
     with History(db) as h:
         assert render_readiness_html([evaluate("anna", h.calls(), rules)], h.calls(), rules).count("<table") >= 3
 
