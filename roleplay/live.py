@@ -398,6 +398,7 @@ def run_drill(
         writer.event("call-start", t_s=0.0, anger=state.anger, scenario=scenario.id,
                      trainee=trainee, lag_ms=round(lag.lag_ms, 2))
         ready_sent = False
+        restarts = stream.restarts
         frame_pos = 0  # trainee-track sample of the next VAD frame
         current: dict[str, Any] | None = None  # the caller line playing (or last played)
         greeted = False
@@ -540,6 +541,10 @@ def run_drill(
             if block is None:
                 raise RoleplayError("the microphone delivered no audio for 1 s")
             mic_end = stream.input_position_samples
+            if stream.restarts > restarts:
+                restarts = stream.restarts
+                writer.event("audio-restart", t_s=round(tl.trainee_len / RATE_HZ, 3), restarts=restarts)
+                status.say("  the audio device stopped and was opened again; the call goes on")
             tl.add_mic(block, mic_end - len(block))
             tl.flush()
             if not ready_sent and stream.output_position_samples >= origin:

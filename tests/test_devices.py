@@ -140,6 +140,22 @@ def test_stop_playback_silences_output_within_one_block(vd: VirtualDevices) -> N
     assert np.max(np.abs(before_stop)) > 0.2
 
 
+def test_stream_ended_by_portaudio_is_opened_again_and_the_timeline_goes_on(vd: VirtualDevices) -> None:
+    """PortAudio ending the stream by itself while the server stays up (seen once in four full
+    runs, an ALSA poll error under load) is simulated by aborting it: reading goes on from the
+    same sample count, queued playback is still played, and the restart is counted."""
+    with vd.loopback(exact=True), DuplexStream() as stream:
+        _read(stream, until_sample=stream.input_position_samples + RATE_HZ // 2)
+        handle = stream.play(Audio(_tone(duration_s=2.0), RATE_HZ))
+        position = stream.input_position_samples
+        stream._stream.abort()  # what PortAudio does on an unanticipated host error
+        recorded = _read(stream, until_sample=position + 3 * RATE_HZ)
+        assert stream.restarts == 1
+        assert stream.input_position_samples >= position + 3 * RATE_HZ  # one timeline, no reset
+    assert handle.done and handle.played_until_sample == handle.end_sample
+    assert np.max(np.abs(recorded)) > 0.2  # the tone came through the new stream
+
+
 def test_server_vanishing_mid_stream_raises_instead_of_hanging(vd: VirtualDevices) -> None:
     with virtual_devices() as second:  # also: a second server in the same process
         stream = DuplexStream()

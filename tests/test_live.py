@@ -71,11 +71,12 @@ def call(vd, xdg, transcriber, tmp_path_factory):
         print(f"drill took {time.monotonic() - began:.1f} s; lag {result.lag}; "
               f"delays {delay_summary(result.reply_delays)}")
         # Once in a few full-suite runs PortAudio stopped the stream mid-call on the loaded virtual
-        # server (the server itself stayed up). Keeping the recording then is tested elsewhere; here
-        # it is the environment, so the drill gets one more attempt, and says so.
-        if result.outcome != "aborted" or attempt == 2:
+        # server (the server itself stayed up); the drill now opens it again and goes on (tested in
+        # test_devices), but the timing checks here want an undisturbed call: one more attempt.
+        restarted = "audio-restart" in (out / "events.jsonl").read_text()
+        if (result.outcome != "aborted" and not restarted) or attempt == 2:
             break
-        print(f"attempt 1 was cut off by the audio device ({result}); running the drill once more")
+        print(f"attempt 1 was cut off or restarted by the audio device ({result}); running the drill once more")
     trainee.terminal = terminal.getvalue()
     return result, trainee
 
