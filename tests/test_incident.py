@@ -541,6 +541,7 @@ def test_a_dutch_stereo_recording_becomes_a_draft(tmp_path, tts_cache, capsys):
         assert secret not in text.lower(), secret
     assert "{NAAM}" in s.lines["opening"][0].text and "{NAAM}" in out
     angers = [float(a) for a in re.findall(r"# turn \d+, [\d.]+ s, anger ([\d.]+)$", text, re.M)]
+    print("estimated anger per caller turn (planted 3, 9, 2):", angers)
     assert len(angers) == 3 and angers[1] == max(angers) and angers[1] > angers[2] + 2, angers
     assert "template: not from the incident" in text  # venting, calming, hanging_up were not in the call
     assert (tmp_path / "nl-incident-test.original.html").is_file()
