@@ -19,35 +19,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _positive_float(text: str) -> float:
-    """An argparse type: a number above 0 (a negative length made `bench` loop for ever)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text}")
-    return value
+def _bounded(accepts, expected: str, *, what: str = "number", cast=float):
+    """An argparse type: a number that `accepts` (bad values give argparse's one-line error; a
+    negative length made `bench` loop for ever)."""
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what}: {text!r}") from None
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    return parse
 
 
-def _anger(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
-    if not 0 <= value <= 10:
-        raise argparse.ArgumentTypeError(f"expected 0 (calm) to 10 (furious), got {text}")
-    return value
-
-
-def _days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of days: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected 0 or more days, got {text}")
-    return value
+_INF = float("inf")
+_positive_float = _bounded(lambda v: 0 < v < _INF, "a number above 0")
+_anger = _bounded(lambda v: 0 <= v <= 10, "0 (calm) to 10 (furious)")
+_days = _bounded(lambda v: 0 <= v < _INF, "0 or more days", what="number of days")
+_calls = _bounded(lambda v: 1 <= v <= 50, "a number of calls from 1 to 50", what="whole number", cast=int)
+_pause_s = _bounded(lambda v: 0 <= v <= 600, "seconds from 0 to 600")
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -157,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds of silence that end your turn (default 0.7)")
     dr.add_argument("--out", metavar="DIR", default="drill-call",
                     help="call directory to write (if it is not empty: DIR-2, DIR-3, ...)")
-    dr.add_argument("--repeat", type=int, default=1, metavar="N",
+    dr.add_argument("--repeat", type=_calls, default=1, metavar="N",
                     help="N calls in a row, a summary after each and a comparison at the end")
-    dr.add_argument("--pause", type=float, default=10.0, metavar="S",
+    dr.add_argument("--pause", type=_pause_s, default=10.0, metavar="S",
                     help="seconds between repeated calls (Enter skips the pause; default 10)")
     _add_model(dr)
     dv = sub.add_parser("devices", help="list audio devices; --test checks microphone and delay")

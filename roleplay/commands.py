@@ -159,6 +159,19 @@ def analyse(args: argparse.Namespace) -> int:
     return 0
 
 
+def analyse_call_dir(directory: Path, language: str, transcriber: Transcriber
+                     ) -> tuple[Analysis, tuple[AdviceResult, ...], dict[str, Any], Path, Path]:
+    """What `example`, `demo` and `drill` do with the call they made: analyse the directory, write
+    analysis.json and report.html, and record it in the history (so progress and readiness count
+    it). Returns (analysis, advice, the JSON data, json_path, report_path)."""
+    inp = read_input(argparse.Namespace(path=str(directory), caller_channel=None, trainee_channel=None,
+                                        caller=None, trainee=None, calibration=None))
+    analysis, advice = run_analysis(inp, language=language, transcriber=transcriber)
+    data = analysis_dict(analysis, advice, source=inp.source)
+    json_path, report_path = write_call_outputs(Path(directory), data)
+    return analysis, advice, data, json_path, report_path
+
+
 def example(args: argparse.Namespace) -> int:
     from roleplay.example import write_example_call
 
@@ -167,11 +180,7 @@ def example(args: argparse.Namespace) -> int:
     print(f"Synthesising an example call into {out} ...")
     write_example_call(out, language=language)
     transcriber = load_transcriber(args.model)
-    inp = read_input(argparse.Namespace(path=str(out), caller_channel=None, trainee_channel=None, caller=None,
-                                        trainee=None, calibration=None))
-    analysis, advice = run_analysis(inp, language=language, transcriber=transcriber)
-    data = analysis_dict(analysis, advice, source=inp.source)
-    write_call_outputs(out, data)
+    _analysis, _advice, data, _json, _html = analyse_call_dir(out, language, transcriber)
     print_summary(data, sys.stdout)
     print(f"\nFull result: {out / 'analysis.json'}; page: {out / 'report.html'}")
     return 0

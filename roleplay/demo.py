@@ -354,7 +354,9 @@ def run_demo(*, scenario_id: str, style: str, seed: int, out_dir: Path, transcri
         raise
 
     say("analysing the call ...")
-    analysis, advice, json_path, report_path = _analyse_call(Path(out_dir), language, transcriber)
+    from roleplay.commands import analyse_call_dir
+
+    analysis, advice, _data, json_path, report_path = analyse_call_dir(Path(out_dir), language, transcriber)
     return DemoResult(
         directory=Path(out_dir), scenario=scenario.id, style=style, seed=seed,
         outcome=final_outcome, anger_start=scenario.anger.start, anger_peak=state.peak_anger,
@@ -377,23 +379,6 @@ def _caller_speech(line: CallerLine, voice: Any, anger: float, cache_dir: Path |
         return recorded_line_audio(line.audio_path, voice, anger)
     return _speak(line.text, voice=voice, prosody=voice.prosody_at(anger), gain_db=0.0,
                   cache_dir=cache_dir)
-
-
-def _analyse_call(directory: Path, language: str, transcriber: Transcriber
-                  ) -> tuple[Analysis, tuple[AdviceResult, ...], Path, Path]:
-    import argparse
-
-    from roleplay.commands import read_input, run_analysis
-    from roleplay.report import analysis_dict, write_call_outputs
-
-    inp = read_input(argparse.Namespace(path=str(directory), caller_channel=None,
-                                        trainee_channel=None, caller=None, trainee=None,
-                                        calibration=None))
-    analysis, advice = run_analysis(inp, language=language, transcriber=transcriber)
-    data = analysis_dict(analysis, advice, source=inp.source)
-    # recorded in the history like an analysed call: progress and readiness count drills and demos
-    json_path, report_path = write_call_outputs(directory, data)
-    return analysis, advice, json_path, report_path
 
 
 def cmd_demo(args: Any, out: TextIO | None = None) -> int:

@@ -663,9 +663,9 @@ def run_drill(
         status.say(message)
     report_path = None
     if analyse:
-        from roleplay.demo import _analyse_call
+        from roleplay.commands import analyse_call_dir
 
-        _analysis, _advice, _json, report_path = _analyse_call(Path(out_dir), language, transcriber)
+        *_, report_path = analyse_call_dir(Path(out_dir), language, transcriber)
     return DrillResult(directory=Path(out_dir), outcome=final if not cut_off else "aborted",
                        cut_off=cut_off, lag=lag, reply_delays=tuple(delays),
                        interruptions=tuple(interruptions), caller_lines=caller_count,
@@ -743,12 +743,7 @@ def cmd_drill(args: Any, out: TextIO | None = None) -> int:
 
     scenario = load_scenario(args.scenario)
     calibration_path(args.trainee)  # a bad name fails before the model loads
-    repeat = int(getattr(args, "repeat", 1))
-    pause_s = float(getattr(args, "pause", 10.0))
-    if repeat < 1 or repeat > 50:
-        raise RoleplayError(f"--repeat {repeat}: expected a number of calls from 1 to 50")
-    if not 0.0 <= pause_s <= 600.0:
-        raise RoleplayError(f"--pause {pause_s:g}: expected seconds from 0 to 600")
+    repeat, pause_s = args.repeat, args.pause  # checked by the parser
     out.write(f"Drill: {scenario.id} ({scenario.title}); trainee {args.trainee}"
               f"{f'; {repeat} calls' if repeat > 1 else ''}. Use a headset if you can: a "
               "loudspeaker's sound in the microphone is only gated, not removed.\n"
