@@ -217,8 +217,10 @@ def test_recorded_caller_audio_is_what_was_played_on_one_timeline(call) -> None:
     print("echo position against the caller track (ms):", [round(o * 1000, 1) for o in offsets],
           "stream status:", rec.meta.get("stream_status"))
     spread = max(offsets) - min(offsets)
-    assert spread <= 0.02  # within the call the echo keeps its place (drift ~0.2 ms/s)
     underflows = (rec.meta.get("stream_status") or {}).get("output_underflows", 0)
+    # within the call the echo keeps its place (drift ~0.2 ms/s) unless an output underflow moved
+    # it (a fresh-cache CI run: 3 underflows, the first line's echo 50 ms early)
+    assert spread <= (0.2 if underflows else 0.02), offsets
     # An output underflow (CPU load) shifts the output against the input after the chirp was
     # measured: 60-140 ms seen here with 1 underflow. Without one the lag must hold.
     assert all(abs(o) <= (0.2 if underflows else 0.02) for o in offsets), (offsets, underflows)
