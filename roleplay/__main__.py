@@ -1,3 +1,3 @@
-from roleplay.cli import main
+from roleplay.cli.main import main
 
 raise SystemExit(main())

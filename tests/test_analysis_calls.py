@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from roleplay.analysis import analyse_audio
-from roleplay.assessment import ADVICE_IDS, assess
-from roleplay.recording import load_call
-from roleplay.synthcall import ScriptLine, place_lines, speak_line, write_call
+from roleplay.analysis.assessment import ADVICE_IDS, assess
+from roleplay.analysis.pipeline import analyse_audio
+from roleplay.recording.calldir import load_call
+from roleplay.recording.scripted import ScriptLine, place_lines, speak_line, write_call
 
 pytestmark = pytest.mark.model
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from conftest import speech_file
 
-from roleplay.asr import (
+from roleplay.analysis.phrases import normalise
+from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio, load_audio
+from roleplay.speech.asr import (
     AsrSettings,
     FasterWhisperTranscriber,
     _bucket_batches,
@@ -17,9 +19,7 @@ from roleplay.asr import (
     _pad_frames,
     is_hallucination,
 )
-from roleplay.audio import ANALYSIS_RATE_HZ, Audio, load_audio
-from roleplay.phrases import normalise
-from roleplay.vad import SpeechSegment, speech_segments
+from roleplay.speech.vad import SpeechSegment, speech_segments
 
 FPS = 100
 

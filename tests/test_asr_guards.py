@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roleplay.asr import is_hallucination
-from roleplay.audio import Audio
-from roleplay.vad import SpeechSegment, speech_segments
+from roleplay.audio.clip import Audio
+from roleplay.speech.asr import is_hallucination
+from roleplay.speech.vad import SpeechSegment, speech_segments
 
 
 @pytest.mark.parametrize("text", [
@@ -50,8 +50,8 @@ def test_a_repetition_loop_is_decoded_again_not_dropped(transcriber):
     import dataclasses
     from pathlib import Path
 
-    from roleplay.asr import FasterWhisperTranscriber
-    from roleplay.audio import load_audio
+    from roleplay.audio.clip import load_audio
+    from roleplay.speech.asr import FasterWhisperTranscriber
 
     audio = load_audio(Path(__file__).parent / "data" / "loop-nl-stuur-dokter.flac")
     segments = speech_segments(audio)
@@ -79,6 +79,6 @@ def test_a_repetition_loop_is_decoded_again_not_dropped(transcriber):
     ("", False),
 ])
 def test_a_word_five_times_in_a_row_is_a_loop(text, looped):
-    from roleplay.asr import is_loop
+    from roleplay.speech.asr import is_loop
 
     assert is_loop(text) is looped

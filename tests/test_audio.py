@@ -9,8 +9,8 @@ import pytest
 import soundfile
 from conftest import speech_file
 
-from roleplay.audio import Audio, load_audio
-from roleplay.errors import InputError
+from roleplay.audio.clip import Audio, load_audio
+from roleplay.core.errors import InputError
 
 
 def _tone(rate: int, seconds: float = 1.0, hz: float = 440.0, amp: float = 0.5) -> np.ndarray:

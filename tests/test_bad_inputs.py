@@ -4,7 +4,7 @@ from the header), noise, another language, broken scenarios of every kind, bad n
 
 Each error is one line on stderr that names the input and what was expected, exit code 2, no
 traceback, and nothing already recorded changes. Speech is real espeak-ng; the command runs in this
-process (`roleplay.cli.main`) with the session's Whisper model instead of loading its own."""
+process (`roleplay.cli.main.main`) with the session's Whisper model instead of loading its own."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ import pytest
 import soundfile
 import yaml
 
-import roleplay.demo  # noqa: F401 - now: cmd_demo binds sys.stdout at import; a test's is closed after it
-from roleplay.audio import Audio
-from roleplay.cli import main as cli_main
-from roleplay.recording import CallWriter
+import roleplay.session.demo  # noqa: F401 - now: cmd_demo binds sys.stdout at import; a test's is closed after it
+from roleplay.audio.clip import Audio
+from roleplay.cli.main import main as cli_main
+from roleplay.recording.calldir import CallWriter
 
 RATE_HZ = 16_000
 SENTENCE = "Goedenavond, huisartsenpost, u spreekt met Anna. Wat kan ik voor u doen?"
@@ -34,7 +34,7 @@ SHIPPED = REPO / "scenarios" / "nl-visite-derde-keer.yaml"
 
 
 def espeak(text: str, voice: str = "nl") -> Audio:
-    from roleplay.livebench import espeak as speak
+    from roleplay.bench.live import espeak as speak
 
     return speak(text, voice=voice, speed_wpm=150)
 
@@ -124,9 +124,9 @@ def run(capfd, monkeypatch, tmp_path):
 
     def go(*argv: str, transcriber=None) -> tuple[int, str, str]:
         if transcriber is not None:
-            import roleplay.commands
+            import roleplay.app.analyse
 
-            monkeypatch.setattr(roleplay.commands, "load_transcriber", lambda model: transcriber)
+            monkeypatch.setattr(roleplay.app.analyse, "load_transcriber", lambda model: transcriber)
         try:
             code = cli_main([str(a) for a in argv])
         except SystemExit as exc:  # argparse

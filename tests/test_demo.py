@@ -12,20 +12,20 @@ import random
 import numpy as np
 import pytest
 
-from roleplay import prosody
-from roleplay.analysis import Turn
-from roleplay.audio import Audio
-from roleplay.demo import DemoResult, free_directory, observe, run_demo
-from roleplay.recording import load_call
-from roleplay.scenario import list_scenarios, load_scenario
-from roleplay.simtrainee import (
+from roleplay.analysis.pipeline import Turn
+from roleplay.audio.clip import Audio
+from roleplay.caller.scenario import list_scenarios, load_scenario
+from roleplay.caller.simtrainee import (
     GOOD_GAP_S,
     POOR_OVERLAP_S,
     Heard,
     SimTrainee,
     load_trainee_lines,
 )
-from roleplay.syllables import count_syllables
+from roleplay.recording.calldir import load_call
+from roleplay.session.demo import DemoResult, free_directory, observe, run_demo
+from roleplay.speech import prosody
+from roleplay.speech.syllables import count_syllables
 
 SEED = 1
 SCENARIOS = [s.id for s in list_scenarios()]

@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from roleplay import devices
-from roleplay.audio import Audio
-from roleplay.devices import DuplexStream, measure_lag
-from roleplay.errors import RoleplayError
-from roleplay.virtual_audio import VirtualDevices, virtual_devices
+from roleplay.audio import devices
+from roleplay.audio.clip import Audio
+from roleplay.audio.devices import DuplexStream, measure_lag
+from roleplay.audio.virtual import VirtualDevices, virtual_devices
+from roleplay.core.errors import RoleplayError
 
 RATE_HZ = 16_000
 MAX_LAG_MS = 600.0  # enough for the 130-330 ms seen here; keeps the tests short
@@ -196,8 +196,8 @@ def test_cmd_devices_test_reports_a_silent_microphone(vd: VirtualDevices) -> Non
 def test_cmd_devices_without_any_server_is_one_line_error(tmp_path) -> None:
     script = (
         "import sys\n"
-        "from roleplay.devices import cmd_devices\n"
-        "from roleplay.errors import RoleplayError\n"
+        "from roleplay.audio.devices import cmd_devices\n"
+        "from roleplay.core.errors import RoleplayError\n"
         "try:\n"
         "    cmd_devices(test=False, input_device=None, output_device=None, out=sys.stdout)\n"
         "except RoleplayError as exc:\n"

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import roleplay.demo  # noqa: F401 - now: cmd_demo binds sys.stdout at import; a test's is closed after it
-from roleplay.advice import ADVICE_IDS
-from roleplay.cli import main as cli_main
-from roleplay.errors import RoleplayError
-from roleplay.history import History
-from roleplay.recording import CallWriter, RecordingError, load_call
+import roleplay.session.demo  # noqa: F401 - now: cmd_demo binds sys.stdout at import; a test's is closed after it
+from roleplay.cli.main import main as cli_main
+from roleplay.core.advice import ADVICE_IDS
+from roleplay.core.errors import RoleplayError
+from roleplay.history.store import History
+from roleplay.recording.calldir import CallWriter, RecordingError, load_call
 
 RATE_HZ = 16_000
 
@@ -66,9 +66,9 @@ def run(capfd, monkeypatch):
 
     def go(*argv, transcriber=None) -> tuple[int, str, str]:
         if transcriber is not None:
-            import roleplay.commands
+            import roleplay.app.analyse
 
-            monkeypatch.setattr(roleplay.commands, "load_transcriber", lambda model: transcriber)
+            monkeypatch.setattr(roleplay.app.analyse, "load_transcriber", lambda model: transcriber)
         try:
             code = cli_main([str(a) for a in argv])
         except SystemExit as exc:
@@ -90,7 +90,7 @@ def one_line(err: str, *fragments: str) -> str:
 
 @pytest.fixture(scope="module")
 def speech():
-    from roleplay.livebench import espeak
+    from roleplay.bench.live import espeak
 
     caller = espeak("Ik bel nu voor de derde keer. Waar blijft de dokter?")
     trainee = espeak("Goedenavond, huisartsenpost. Ik begrijp dat u boos bent.")
@@ -252,7 +252,7 @@ def test_analysing_while_the_history_is_locked_keeps_the_analysis(tmp_path, run,
 def test_a_history_locked_at_opening_is_the_same_clear_message(tmp_path, monkeypatch):
     """A database being migrated by another process: the lock is met while opening."""
     db = tmp_path / "old.sqlite3"
-    from roleplay.history import MIGRATIONS
+    from roleplay.history.store import MIGRATIONS
 
     conn = sqlite3.connect(db)
     for statement in MIGRATIONS[1][0].split(";"):
@@ -273,7 +273,7 @@ def test_a_history_locked_at_opening_is_the_same_clear_message(tmp_path, monkeyp
 
 
 def _model_dir(tmp_path: Path, model_bin: bytes | None) -> Path:
-    from roleplay.models import ensure_base_model
+    from roleplay.speech.models import ensure_base_model
 
     real = ensure_base_model()
     d = tmp_path / "model"

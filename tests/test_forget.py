@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roleplay.advice import ADVICE_IDS
-from roleplay.audio import Audio, save_wav
-from roleplay.cli import main as cli_main
-from roleplay.forget import cmd_forget, plan_forget
-from roleplay.history import MIGRATIONS, History
-from roleplay.recording import CallWriter
+from roleplay.app.forget import cmd_forget, plan_forget
+from roleplay.audio.clip import Audio, save_wav
+from roleplay.cli.main import main as cli_main
+from roleplay.core.advice import ADVICE_IDS
+from roleplay.history.store import MIGRATIONS, History
+from roleplay.recording.calldir import CallWriter
 
 try:  # the module-scoped fixture that runs a real server in a temporary directory
     from test_history_postgres import server  # noqa: F401

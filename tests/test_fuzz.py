@@ -18,12 +18,12 @@ import soundfile
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from roleplay.analysis import analyse_audio, analyse_turn
-from roleplay.asr import Word
-from roleplay.audio import Audio, load_audio
-from roleplay.errors import RoleplayError
-from roleplay.recording import CallWriter, load_call
-from roleplay.scenario import load_scenario, scenario_from_text
+from roleplay.analysis.pipeline import analyse_audio, analyse_turn
+from roleplay.audio.clip import Audio, load_audio
+from roleplay.caller.scenario import load_scenario, scenario_from_text
+from roleplay.core.errors import RoleplayError
+from roleplay.recording.calldir import CallWriter, load_call
+from roleplay.speech.asr import Word
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO_FILES = sorted((REPO / "scenarios").glob("*.yaml"))
@@ -236,7 +236,7 @@ class TinyTranscriber:
 
 @pytest.fixture(scope="module")
 def speech_samples():
-    from roleplay.livebench import espeak
+    from roleplay.bench.live import espeak
 
     return espeak("Goedenavond, huisartsenpost. Wat kan ik voor u doen?").samples
 

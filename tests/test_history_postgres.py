@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from roleplay.history import MIGRATIONS, SCHEMA_VERSION, History, _pg_ddl, record_call
-from roleplay.readiness import evaluate, load_rules
+from roleplay.history.store import MIGRATIONS, SCHEMA_VERSION, History, _pg_ddl, record_call
+from roleplay.report.readiness import evaluate, load_rules
 
 psycopg = pytest.importorskip("psycopg")
 BIN = next(
@@ -147,7 +147,7 @@ def test_postgres_migration_from_v1(server):
 
 
 def test_history_command_takes_a_postgres_url(server, capsys):
-    from roleplay.cli import main
+    from roleplay.cli.main import main
 
     assert main(["history", "--trainee", "anna", "--db", server.format(db="roleplay_test")]) == 0
     assert "nl-visite-derde-keer" in capsys.readouterr().out

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from roleplay.advice import ADVICE_IDS
-from roleplay.cli import main as cli_main
-from roleplay.errors import InputError
-from roleplay.history import (
+from roleplay.cli.main import main as cli_main
+from roleplay.core.advice import ADVICE_IDS
+from roleplay.core.errors import InputError
+from roleplay.history.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
     History,
@@ -21,7 +21,7 @@ from roleplay.history import (
     default_db_path,
     record_call,
 )
-from roleplay.readiness import evaluate, load_rules, render_readiness_html
+from roleplay.report.readiness import evaluate, load_rules, render_readiness_html
 
 ITEMS = ADVICE_IDS
 
@@ -366,7 +366,7 @@ def test_readiness_and_group_commands(tmp_path, capsys, rules):
 def test_write_call_outputs_records_and_survives_a_broken_history(tmp_path, capsys):
     import json
 
-    from roleplay.report import write_call_outputs
+    from roleplay.report.html import write_call_outputs
 
     call_dir = tmp_path / "call"
     call_dir.mkdir()

@@ -1,4 +1,4 @@
-"""Drills after a real incident: personal details out of caller lines (`roleplay.pii`), the anger
+"""Drills after a real incident: personal details out of caller lines (`roleplay.caller.pii`), the anger
 estimate, the scenario drafts of `roleplay scenarios from-recording` and `scenarios new`, and the
 comparison with the original call in `roleplay progress --scenario`.
 
@@ -23,10 +23,7 @@ import pytest
 import soundfile
 import yaml
 
-from roleplay.cli import main as cli_main
-from roleplay.errors import InputError
-from roleplay.history import History, record_call
-from roleplay.incident import (
+from roleplay.caller.incident import (
     CALM_ANGER,
     CallerMeasure,
     choose_voice,
@@ -35,8 +32,11 @@ from roleplay.incident import (
     situate,
     split_line,
 )
-from roleplay.pii import find_pii, redact, redact_all
-from roleplay.scenario import REQUIRED_SITUATIONS, load_scenario, scenarios_dir
+from roleplay.caller.pii import find_pii, redact, redact_all
+from roleplay.caller.scenario import REQUIRED_SITUATIONS, load_scenario, scenarios_dir
+from roleplay.cli.main import main as cli_main
+from roleplay.core.errors import InputError
+from roleplay.history.store import History, record_call
 
 SCHEMA = json.loads((scenarios_dir() / "scenario.schema.json").read_text(encoding="utf-8"))
 DIGIT_RUN = re.compile(r"\d(?:[\s./]{0,2}\d){5,}")  # six or more digits: a number that could be a person's
@@ -124,7 +124,7 @@ def test_ordinary_lines_are_left_alone(text):
 
 
 def test_in_the_shipped_scenarios_only_the_callers_names_are_personal_details():
-    from roleplay.scenario import list_scenarios
+    from roleplay.caller.scenario import list_scenarios
 
     found = []
     for s in list_scenarios():
@@ -381,7 +381,7 @@ EN_SECRETS = ("John", "Smith", "Church", "1954", "0612345678", "612345678", "12 
 
 
 def _call_dir(directory: Path, script, *, language: str, caller: str, trainee: str, tts_cache: Path) -> Path:
-    from roleplay.synthcall import ScriptLine, place_lines, write_call
+    from roleplay.recording.scripted import ScriptLine, place_lines, write_call
 
     lines = [ScriptLine(who, text, caller if who == "caller" else trainee, anger=anger, gap_s=gap)
              for who, text, anger, gap in script]
@@ -476,7 +476,7 @@ def test_the_original_call_is_reported_without_personal_details_and_recorded(imp
 
 @pytest.mark.model
 def test_the_draft_replays_and_progress_compares_with_the_original(imported, transcriber, tts_cache, capsys):
-    from roleplay.demo import run_demo
+    from roleplay.session.demo import run_demo
 
     draft, db = imported["draft"], imported["db"]
     s = load_scenario(draft)
@@ -520,7 +520,7 @@ NL_CALL = [
 
 @pytest.mark.model
 def test_a_dutch_stereo_recording_becomes_a_draft(tmp_path, tts_cache, capsys):
-    from roleplay.synthcall import ScriptLine, place_lines, tracks
+    from roleplay.recording.scripted import ScriptLine, place_lines, tracks
 
     lines = [ScriptLine(who, text, "nl-woman-young" if who == "caller" else "nl-trainee-man", anger=anger, gap_s=gap)
              for who, text, anger, gap in NL_CALL]

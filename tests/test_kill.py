@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from roleplay.recording import load_call
+from roleplay.recording.calldir import load_call
 
 pytestmark = pytest.mark.model
 SCENARIO = "nl-visite-derde-keer"

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roleplay.live import DrillSettings, delay_summary, run_drill
-from roleplay.livebench import ScriptedTrainee, espeak, prepare_trainee
-from roleplay.phrases import normalise
-from roleplay.recording import load_call
-from roleplay.virtual_audio import virtual_devices
+from roleplay.analysis.phrases import normalise
+from roleplay.audio.virtual import virtual_devices
+from roleplay.bench.live import ScriptedTrainee, espeak, prepare_trainee
+from roleplay.recording.calldir import load_call
+from roleplay.session.live import DrillSettings, delay_summary, run_drill
 
 pytestmark = pytest.mark.model
 RATE_HZ = 16_000
@@ -147,8 +147,8 @@ def test_trainee_turns_are_recognised_as_well_as_the_clean_clips(call, transcrib
     """Whisper base hears espeak poorly even on the clean clip ("Ik begrijp dat ongerust
     bent."), so what the live call heard is held against what the same recognizer makes of the
     clean clip, both scored against the script."""
-    from roleplay.live import _live_transcriber
-    from roleplay.vad import speech_segments
+    from roleplay.session.live import _live_transcriber
+    from roleplay.speech.vad import speech_segments
 
     live_asr = _live_transcriber(transcriber)
     result, trainee = call
@@ -230,7 +230,7 @@ def test_trainee_track_follows_the_echo_after_each_check(call) -> None:
     """Past the point where the live loop checked a caller line's echo (and shifted the trainee
     track if the output had moved), the echo sits where the caller track says, on every line
     played long enough; an underflow after the check can spoil one line."""
-    from roleplay.live import ECHO_CHECK_S, ECHO_SEARCH_S
+    from roleplay.session.live import ECHO_CHECK_S, ECHO_SEARCH_S
 
     result, _ = call
     rec = load_call(result.directory)
@@ -329,9 +329,9 @@ def test_killed_drill_leaves_an_analysable_call(vd, xdg, tmp_path) -> None:
 
 
 def test_calibration_is_recorded_from_the_first_word_to_the_pause(vd) -> None:
-    from roleplay.devices import DuplexStream
-    from roleplay.live import _Status, record_calibration
-    from roleplay.livebench import CALIBRATION_TEXT
+    from roleplay.audio.devices import DuplexStream
+    from roleplay.bench.live import CALIBRATION_TEXT
+    from roleplay.session.live import _Status, record_calibration
 
     sentence = espeak(CALIBRATION_TEXT)
     with DuplexStream() as stream:
@@ -391,7 +391,7 @@ def test_enter_hangs_up_and_a_repeated_drill_compares_the_calls(vd, xdg, tmp_pat
         assert not after.any()  # nothing of the line after the hang-up on the caller track
         assert (d / "report.html").is_file()
     # both calls are in the history, so progress and readiness count drills
-    from roleplay.history import open_history
+    from roleplay.history.store import open_history
 
     history = open_history(None)
     try:

@@ -1,11 +1,11 @@
-"""The live call's timeline (roleplay.live._Timeline) without devices: the microphone mapped onto
+"""The live call's timeline (roleplay.session.live._Timeline) without devices: the microphone mapped onto
 the caller's timeline, and kept there when the output shifts mid-call."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from roleplay.live import _Timeline
+from roleplay.session.live import _Timeline
 
 
 class _Writer:
@@ -70,7 +70,7 @@ class _CountingAsr:
         self.asked: list[tuple] = []
 
     def transcribe(self, audio, segments, *, language):
-        from roleplay.asr import Word
+        from roleplay.speech.asr import Word
 
         self.asked.append(tuple(segments))
         return tuple(Word("later", g.start_s, g.end_s, 0.9) for g in segments)
@@ -79,10 +79,10 @@ class _CountingAsr:
 def test_a_turn_resumed_after_a_pause_decodes_only_what_came_after_it() -> None:
     from types import SimpleNamespace
 
-    from roleplay.asr import Word
-    from roleplay.audio import Audio
-    from roleplay.live import _Resumed
-    from roleplay.vad import SpeechSegment
+    from roleplay.audio.clip import Audio
+    from roleplay.session.live import _Resumed
+    from roleplay.speech.asr import Word
+    from roleplay.speech.vad import SpeechSegment
 
     # the early recognition: words on the call timeline, speech up to 12.0 s
     earlier = SimpleNamespace(end_s=12.0, words=(Word("ik", 10.2, 10.5, 0.9), Word("stuur", 10.6, 11.9, 0.8)))

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from roleplay import models
-from roleplay.errors import RoleplayError
+from roleplay.core.errors import RoleplayError
+from roleplay.speech import models
 
 
 @pytest.fixture()

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roleplay.errors import InputError
-from roleplay.phrases import (
+from roleplay.analysis.phrases import (
     CATEGORIES,
     PhraseHit,
     abuse_terms,
@@ -18,6 +17,7 @@ from roleplay.phrases import (
     load_phrasebook,
     read_phrasebook,
 )
+from roleplay.core.errors import InputError
 
 
 def categories(text, language):
@@ -316,7 +316,7 @@ def test_word_objects_with_text_and_times_are_accepted():
     from dataclasses import dataclass
 
     @dataclass(frozen=True)
-    class Word:  # the shape of roleplay.asr.Word
+    class Word:  # the shape of roleplay.speech.asr.Word
         text: str
         start_s: float
         end_s: float

@@ -14,10 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from roleplay.audio import Audio, load_audio, save_wav
-from roleplay.errors import RoleplayError
-from roleplay.prosody import loudness_dbfs, speaking_extent_s
-from roleplay.recordlines import (
+from roleplay.audio.clip import Audio, load_audio, save_wav
+from roleplay.caller.recordlines import (
     REFERENCE_LEVEL_DBFS,
     TEMPO_RANGE,
     _raw_scenario,
@@ -28,8 +26,10 @@ from roleplay.recordlines import (
     wav_name,
     write_recorded_copy,
 )
-from roleplay.scenario import load_scenario
-from roleplay.voice import load_voice, synthesize
+from roleplay.caller.scenario import load_scenario
+from roleplay.core.errors import RoleplayError
+from roleplay.speech.prosody import loudness_dbfs, speaking_extent_s
+from roleplay.speech.voice import load_voice, synthesize
 
 RATE_HZ = 16_000
 SCENARIO = "en-tourist-waiting"  # caller voice en-man
@@ -147,7 +147,7 @@ def recorded_copy(tmp_path_factory, tts_cache) -> Path:
 
 
 def test_recorded_copy_validates_and_points_to_the_recordings(recorded_copy):
-    from roleplay.scenario import cmd_scenarios_validate
+    from roleplay.caller.scenario import cmd_scenarios_validate
 
     scenario = load_scenario(recorded_copy)
     assert scenario.id == "en-tourist-short-recorded"
@@ -157,7 +157,7 @@ def test_recorded_copy_validates_and_points_to_the_recordings(recorded_copy):
 
 
 def test_copy_of_every_shipped_scenario_keeps_its_content(tmp_path):
-    from roleplay.scenario import list_scenarios
+    from roleplay.caller.scenario import list_scenarios
 
     for scenario in list_scenarios():
         copy = load_scenario(write_recorded_copy(scenario, tmp_path, {}))
@@ -170,7 +170,7 @@ def test_copy_of_every_shipped_scenario_keeps_its_content(tmp_path):
 @pytest.mark.model
 def test_demo_call_plays_the_recordings_on_the_caller_track(recorded_copy, transcriber, tts_cache,
                                                             tmp_path):
-    from roleplay.demo import run_demo
+    from roleplay.session.demo import run_demo
 
     out = tmp_path / "call"
     run_demo(scenario_id=str(recorded_copy), style="good", seed=1, out_dir=out,
@@ -199,8 +199,8 @@ def test_demo_call_plays_the_recordings_on_the_caller_track(recorded_copy, trans
 
 @pytest.mark.devices
 def test_voices_record_over_virtual_devices(recorded_copy, tmp_path):
-    from roleplay.livebench import espeak
-    from roleplay.virtual_audio import virtual_devices
+    from roleplay.audio.virtual import virtual_devices
+    from roleplay.bench.live import espeak
 
     source = recorded_copy.parent.parent / "en-tourist-short.yaml"
     scenario = load_scenario(source)

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from roleplay.errors import InputError
-from roleplay.recording import CallWriter, load_call
+from roleplay.core.errors import InputError
+from roleplay.recording.calldir import CallWriter, load_call
 
 
 def _tone(seconds: float, rate: int = 16000, hz: float = 220.0) -> np.ndarray:
@@ -56,7 +56,7 @@ def test_refuses_to_overwrite_an_existing_call(tmp_path):
 
 WRITER = """
 import sys, time, numpy as np
-from roleplay.recording import CallWriter
+from roleplay.recording.calldir import CallWriter
 w = CallWriter(sys.argv[1], rate_hz=16000, meta={"language": "nl"})
 block = (0.2 * np.sin(np.arange(1600) / 5)).astype(np.float32)
 i = 0

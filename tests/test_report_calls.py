@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from roleplay.cli import main as cli_main
-from roleplay.demo import run_demo
-from roleplay.history import History
-from roleplay.report import build_report, explain_figures, load_or_analyse, print_summary, write_atomic
+from roleplay.cli.main import main as cli_main
+from roleplay.history.store import History
+from roleplay.core.files import write_atomic
+from roleplay.report.html import build_report, explain_figures, load_or_analyse, print_summary
+from roleplay.session.demo import run_demo
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SECTIONS = ("summary", "audio", "advice", "timeline-section", "turns", "transcript", "debrief")
@@ -140,7 +141,7 @@ def test_poor_call_report_explains_anger_interruptions_and_the_debrief(calls, db
     if isinstance(data["interruptions"], list) and data["interruptions"]:
         assert 'class="interruption"' in html
     # debrief: the scenario's own text, one thing to try, the prompt to talk it over
-    from roleplay.scenario import load_scenario
+    from roleplay.caller.scenario import load_scenario
 
     debrief = load_scenario("nl-scheldende-beller").debrief
     assert debrief[:40] in html.replace("&#x27;", "'")
@@ -177,7 +178,7 @@ def test_report_reuses_the_analysis_unless_the_audio_is_newer(calls, tmp_path, t
     (call_dir / "analysis.json").touch()
     first, redone = load_or_analyse(call_dir)
     assert not redone
-    import roleplay.commands as commands
+    import roleplay.app.analyse as commands
 
     monkeypatch.setattr(commands, "load_transcriber", lambda model: transcriber)
     later = (call_dir / "analysis.json").stat().st_mtime + 5

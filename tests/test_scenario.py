@@ -15,8 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from roleplay.errors import InputError
-from roleplay.scenario import (
+from roleplay.caller.scenario import (
     ADVICE_IDS,
     BEHAVIOURS,
     INTENSITIES,
@@ -40,6 +39,7 @@ from roleplay.scenario import (
     scenarios_dir,
     should_barge_in,
 )
+from roleplay.core.errors import InputError
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 SCHEMA = json.loads((SHIPPED_DIR / "scenario.schema.json").read_text(encoding="utf-8"))

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from conftest import SPEECH, speech_file
 
-from roleplay.analysis import analyse_audio
-from roleplay.audio import ANALYSIS_RATE_HZ, Audio, load_audio
-from roleplay.phrases import normalise
-from roleplay.prosody import frame_levels, pauses_s, speaking_extent_s
-from roleplay.syllables import count_syllables
-from roleplay.vad import SpeechSegment, speech_segments
+from roleplay.analysis.phrases import normalise
+from roleplay.analysis.pipeline import analyse_audio
+from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio, load_audio
+from roleplay.speech.prosody import frame_levels, pauses_s, speaking_extent_s
+from roleplay.speech.syllables import count_syllables
+from roleplay.speech.vad import SpeechSegment, speech_segments
 
 pytestmark = pytest.mark.model
 

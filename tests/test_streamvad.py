@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from roleplay.audio import Audio
-from roleplay.echo import EchoGate
-from roleplay.livebench import RATE_HZ, espeak
-from roleplay.streamvad import StreamingVad
-from roleplay.vad import FRAME_SAMPLES, speech_probabilities
+from roleplay.audio.clip import Audio
+from roleplay.audio.echo import EchoGate
+from roleplay.bench.live import RATE_HZ, espeak
+from roleplay.speech.streamvad import StreamingVad
+from roleplay.speech.vad import FRAME_SAMPLES, speech_probabilities
 
 
 def _speech_with_pauses() -> np.ndarray:

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roleplay.audio import Audio, load_audio
-from roleplay.errors import InputError
-from roleplay.syllables import count_syllables, count_word_syllables, syllable_nuclei_s
+from roleplay.audio.clip import Audio, load_audio
+from roleplay.core.errors import InputError
+from roleplay.speech.syllables import count_syllables, count_word_syllables, syllable_nuclei_s
 
 REPO = Path(__file__).resolve().parent.parent
 SPEECH = Path(os.environ.get("ROLEPLAY_SHARED_DIR", REPO.parent / "shared")) / "speech"

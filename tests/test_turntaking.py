@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roleplay.turntaking import State, TurnEvent, TurnSettings, TurnTaker, run
+from roleplay.session.turntaking import State, TurnEvent, TurnSettings, TurnTaker, run
 
 FRAME_S = TurnSettings().frame_s
 

@@ -10,9 +10,9 @@ import logging
 import numpy as np
 import pytest
 
-from roleplay.audio import Audio, load_audio
-from roleplay.errors import InputError, RoleplayError
-from roleplay.voice import (
+from roleplay.audio.clip import Audio, load_audio
+from roleplay.core.errors import InputError, RoleplayError
+from roleplay.speech.voice import (
     Prosody,
     Pyttsx3Synthesizer,
     Pyttsx3Worker,
@@ -215,7 +215,7 @@ def test_piper_voice_speaks(short_audio, caplog):
 def test_piper_falls_back_with_a_warning_when_model_missing(profiles, tmp_path, caplog):
     missing = tmp_path / "nobody.onnx"
     profile = dataclasses.replace(profiles["en-man"], piper_model=str(missing))
-    with caplog.at_level(logging.WARNING, logger="roleplay.voice"):
+    with caplog.at_level(logging.WARNING, logger="roleplay.speech.voice"):
         audio = synthesize(SHORT["en"], voice=profile, anger=3)
     assert "falling back to pyttsx3 voice en-us+m3" in caplog.text
     assert "nobody.onnx" in caplog.text or "piper-tts is not installed" in caplog.text

@@ -1,0 +1,464 @@
+"""Analysis of one call: turns, transcripts, rates, loudness, pitch, phrases and timing.
+
+Input is the two parties' audio on one timeline (either may be missing); output is a frozen
+`Analysis`. The recognizer is passed in, so logic tests can feed a fake one and everything
+else runs for real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from roleplay.analysis.phrases import abuse_terms, find_phrases, is_backchannel
+from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
+from roleplay.core.errors import InputError
+from roleplay.speech import prosody
+from roleplay.speech.asr import LANGUAGES, Transcriber, Word
+from roleplay.speech.syllables import count_syllables, syllable_nuclei_s
+from roleplay.speech.vad import SpeechSegment, speech_segments
+
+SPEAKERS = ("caller", "trainee")
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    turn_gap_s: float = 1.5  # a speaker's pause up to this stays inside one turn
+    min_interruption_overlap_s: float = 0.5  # shorter overlaps are early starts, not take-overs
+    max_backchannel_s: float = 1.5
+    baseline_min_speech_s: float = 9.0  # the guide: a rate needs ~9 s or 40 syllables
+    baseline_min_syllables: int = 40
+    # transcript and acoustic counts further apart than this: the recognizer dropped or invented
+    # words, so trust the acoustic count
+    max_count_disagreement: float = 0.15
+    min_word_probability: float = 0.5  # below this mean word probability a transcript is doubtful
+
+
+@dataclass(frozen=True)
+class Phrase:
+    category: str
+    text: str
+    start_s: float
+    heard: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    index: int
+    speaker: str
+    start_s: float
+    end_s: float
+    text: str
+    words: tuple[Word, ...]
+    syllables: int
+    syllables_transcript: int
+    syllables_acoustic: int
+    syllable_source: str  # "transcript" or "acoustic"
+    pause_total_s: float
+    speech_rate_syll_s: float | None
+    articulation_rate_syll_s: float | None
+    loudness_dbfs: float | None
+    pitch_median_hz: float | None
+    pitch_spread_st: float | None
+    phrases: tuple[Phrase, ...]
+    abuse: tuple[str, ...]
+    response_latency_s: float | None = None
+    rate_vs_baseline_pct: float | None = None
+    loudness_vs_baseline_db: float | None = None
+    pitch_vs_baseline_st: float | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class Backchannel:
+    speaker: str
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Interruption:
+    by: str
+    start_s: float
+    overlap_s: float
+    turn: int  # index of the interrupting turn
+    interrupted_turn: int | None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    source: str  # "calibration", "first-turns" or "none"
+    turns: tuple[int, ...]
+    speech_s: float
+    syllables: int
+    articulation_rate_syll_s: float | None
+    speech_rate_syll_s: float | None
+    loudness_dbfs: float | None
+    pitch_median_hz: float | None
+    pitch_spread_st: float | None
+    note: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    language: str
+    duration_s: float
+    has_caller: bool
+    has_trainee: bool
+    turns: tuple[Turn, ...]
+    backchannels: tuple[Backchannel, ...]
+    interruptions: tuple[Interruption, ...]
+    response_latencies_s: tuple[float, ...]
+    baseline: Baseline
+    anger: tuple[tuple[float, float], ...]  # (t_s, anger 0..10) from the call's event log
+    call: dict[str, Any]
+    warnings: tuple[str, ...]
+    quality: dict[str, Any] = field(default_factory=dict)
+
+    def turns_of(self, speaker: str) -> tuple[Turn, ...]:
+        return tuple(t for t in self.turns if t.speaker == speaker)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    speaker: str
+    start_s: float
+    end_s: float
+    words: tuple[Word, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words).strip()
+
+
+def _assign_words(segments: tuple[SpeechSegment, ...], words: tuple[Word, ...], speaker: str
+                  ) -> list[_Segment]:
+    buckets: list[list[Word]] = [[] for _ in segments]
+    for w in words:
+        mid = (w.start_s + w.end_s) / 2
+        best = min(range(len(segments)),
+                   key=lambda i: 0.0 if segments[i].start_s <= mid <= segments[i].end_s
+                   else min(abs(mid - segments[i].start_s), abs(mid - segments[i].end_s)))
+        buckets[best].append(w)
+    return [_Segment(speaker, s.start_s, s.end_s, tuple(b)) for s, b in zip(segments, buckets, strict=True)]
+
+
+def _split_backchannels(segs: dict[str, list[_Segment]], language: str, settings: TimingSettings
+                        ) -> tuple[dict[str, list[_Segment]], list[Backchannel]]:
+    """A short listener token ('ja', 'hm', 'oké') while the other speaks is not a turn.
+
+    'While the other speaks': the other party was already talking at its onset (or stopped less
+    than 0.3 s before), in speech longer than the token itself."""
+    kept: dict[str, list[_Segment]] = {}
+    backchannels: list[Backchannel] = []
+    for speaker, own in segs.items():
+        other = segs[_other(speaker)]
+        kept[speaker] = []
+        for s in own:
+            duration = s.end_s - s.start_s
+            short = duration <= settings.max_backchannel_s
+            during_other = any(o.start_s < s.start_s < o.end_s + 0.3 and o.end_s - o.start_s > duration
+                               for o in other)
+            probability = float(np.mean([w.probability for w in s.words])) if s.words else 0.0
+            if s.text and probability >= settings.min_word_probability:
+                token = is_backchannel(s.text, language=language)
+            else:
+                # an untranscribed or misheard blip is usually 'hm' ('Amen.', 'The end.' at p < 0.5)
+                token = duration < 0.8
+            if short and during_other and token:
+                backchannels.append(Backchannel(speaker, s.start_s, s.end_s, s.text))
+            else:
+                kept[speaker].append(s)
+    return kept, sorted(backchannels, key=lambda b: b.start_s)
+
+
+def _other(speaker: str) -> str:
+    return "trainee" if speaker == "caller" else "caller"
+
+
+def _group_turns(segs: dict[str, list[_Segment]], settings: TimingSettings) -> list[list[_Segment]]:
+    """Join a speaker's segments into turns unless the gap is long or the other party spoke in it."""
+    groups: list[list[_Segment]] = []
+    for speaker, own in segs.items():
+        other = segs[_other(speaker)]
+        current: list[_Segment] = []
+        for s in own:
+            if current:
+                gap_start = current[-1].end_s
+                # the other party spoke in the gap (also when they started earlier and talked on)
+                other_spoke = any(o.start_s < s.start_s and o.end_s > gap_start for o in other)
+                if s.start_s - gap_start > settings.turn_gap_s or other_spoke:
+                    groups.append(current)
+                    current = []
+            current.append(s)
+        if current:
+            groups.append(current)
+    return sorted(groups, key=lambda g: g[0].start_s)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    syllables_acoustic: int
+    pause_total_s: float
+    loudness_dbfs: float | None
+    pitch: prosody.Pitch
+
+
+def _measure(audio: Audio) -> _Measured:
+    pauses = prosody.pauses_s(audio)
+    return _Measured(
+        syllables_acoustic=len(syllable_nuclei_s(audio)),
+        pause_total_s=sum(b - a for a, b in pauses),
+        loudness_dbfs=prosody.loudness_dbfs(audio),
+        pitch=prosody.pitch(audio),
+    )
+
+
+def _make_turn(index: int, group: list[_Segment], audio: Audio, language: str,
+               settings: TimingSettings) -> Turn:
+    speaker = group[0].speaker
+    start_s, end_s = group[0].start_s, group[-1].end_s
+    words = tuple(w for s in group for w in s.words)
+    text = " ".join(w.text for w in words).strip()
+    chunk = audio.slice_s(start_s, end_s)
+    m = _measure(chunk)
+    n_text = count_syllables(text, language=language) if text else 0
+    probability = float(np.mean([w.probability for w in words])) if words else 0.0
+    disagree = abs(n_text - m.syllables_acoustic) > settings.max_count_disagreement * max(m.syllables_acoustic, 1)
+    # a confident transcript beats the acoustic count (which misses syllables in fast speech)
+    use_acoustic = disagree and probability < settings.min_word_probability
+    syllables = m.syllables_acoustic if use_acoustic else n_text
+    duration = end_s - start_s
+    speaking = max(duration - m.pause_total_s, 1e-3)
+    hits = find_phrases([(w.text, w.start_s, w.end_s) for w in words], language=language) if words else ()
+    return Turn(
+        index=index, speaker=speaker, start_s=round(start_s, 3), end_s=round(end_s, 3), text=text,
+        words=words, syllables=syllables, syllables_transcript=n_text,
+        syllables_acoustic=m.syllables_acoustic,
+        syllable_source="acoustic" if use_acoustic else "transcript",
+        pause_total_s=round(m.pause_total_s, 3),
+        speech_rate_syll_s=syllables / duration if syllables and duration > 0 else None,
+        articulation_rate_syll_s=syllables / speaking if syllables else None,
+        loudness_dbfs=m.loudness_dbfs,
+        pitch_median_hz=m.pitch.median_hz, pitch_spread_st=m.pitch.spread_st,
+        phrases=tuple(Phrase(h.category, h.text, round(h.start_s, 3), h.matched) for h in hits),
+        abuse=abuse_terms(text, language=language) if speaker == "caller" and text else (),
+    )
+
+
+def _interruptions(turns: list[Turn], segs: dict[str, list[_Segment]], settings: TimingSettings
+                   ) -> list[Interruption]:
+    out = []
+    for t in turns:
+        other_segs = segs[_other(t.speaker)]
+        own_segs = [s for s in segs[t.speaker] if t.start_s - 1e-6 <= s.start_s and s.end_s <= t.end_s + 1e-6]
+        # the other party must already be speaking when this turn starts
+        active = [s for s in other_segs if s.start_s < t.start_s < s.end_s]
+        if not active:
+            continue
+        # simultaneous speech from the onset until the interrupted stretch of speech ends
+        talk = active[0]
+        overlap = sum(max(0.0, min(own.end_s, talk.end_s) - max(own.start_s, t.start_s)) for own in own_segs)
+        if overlap < settings.min_interruption_overlap_s:
+            continue
+        victim = next((u.index for u in turns if u.speaker != t.speaker and u.start_s <= t.start_s <= u.end_s),
+                      None)
+        out.append(Interruption(t.speaker, t.start_s, round(overlap, 3), t.index, victim))
+    return out
+
+
+def _latencies(turns: list[Turn]) -> dict[int, float]:
+    """For each caller turn, the trainee's answer: the first trainee turn that starts after the
+    caller began, before the caller's next turn, and is still going when the caller stops (a cut-in
+    that the caller talked over is an interruption, not the answer). Negative when it overlaps."""
+    out: dict[int, float] = {}
+    caller_turns = [t for t in turns if t.speaker == "caller"]
+    for i, c in enumerate(caller_turns):
+        nxt = caller_turns[i + 1].start_s if i + 1 < len(caller_turns) else float("inf")
+        answer = next((t for t in turns if t.speaker == "trainee" and c.start_s < t.start_s < nxt
+                       and t.end_s > c.end_s), None)
+        if answer is not None and answer.index not in out:
+            out[answer.index] = round(answer.start_s - c.end_s, 3)
+    return out
+
+
+def _baseline(turns: list[Turn], calibration: Audio | None, language: str, settings: TimingSettings,
+              transcriber: Transcriber | None) -> Baseline:
+    """The trainee's normal rate, loudness and pitch. Measured with the same estimators as the
+    turns (not from a known text), so that their biases cancel in the relative figures."""
+    if calibration is not None:
+        cal = calibration.resampled(ANALYSIS_RATE_HZ)
+        segs = speech_segments(cal)
+        if segs:
+            words = transcriber.transcribe(cal, segs, language=language) if transcriber else ()
+            group = [_Segment("trainee", segs[0].start_s, segs[-1].end_s, words)]
+            t = _make_turn(-1, group, cal, language, settings)
+            return Baseline("calibration", (), round(t.duration_s, 3), t.syllables, t.articulation_rate_syll_s,
+                            t.speech_rate_syll_s, t.loudness_dbfs, t.pitch_median_hz, t.pitch_spread_st,
+                            "from the calibration recording")
+    trainee = [t for t in turns if t.speaker == "trainee" and t.syllables > 0]
+    chosen: list[Turn] = []
+    for t in trainee:
+        chosen.append(t)
+        speech = sum(c.duration_s - c.pause_total_s for c in chosen)
+        syllables = sum(c.syllables for c in chosen)
+        if speech >= settings.baseline_min_speech_s or syllables >= settings.baseline_min_syllables:
+            break
+    # never let the baseline swallow more than half of the trainee's turns
+    chosen = chosen[: max(1, len(trainee) // 2)] if len(trainee) > 1 else chosen
+    if not chosen:
+        return Baseline("none", (), 0.0, 0, None, None, None, None, None, "the trainee did not speak")
+    speech_s = sum(c.duration_s - c.pause_total_s for c in chosen)
+    syll = sum(c.syllables for c in chosen)
+    louds = [c.loudness_dbfs for c in chosen if c.loudness_dbfs is not None]
+    pitches = [c.pitch_median_hz for c in chosen if c.pitch_median_hz is not None]
+    spreads = [c.pitch_spread_st for c in chosen if c.pitch_spread_st is not None]
+    short = speech_s < settings.baseline_min_speech_s and syll < settings.baseline_min_syllables
+    note = "from the trainee's first turns" + (
+        f" (only {speech_s:.1f} s of speech: below the 9 s a stable rate needs)" if short else "")
+    return Baseline(
+        "first-turns", tuple(c.index for c in chosen), round(speech_s, 3), syll,
+        syll / speech_s if speech_s > 0 else None,
+        syll / sum(c.duration_s for c in chosen),
+        float(np.median(louds)) if louds else None,
+        float(np.median(pitches)) if pitches else None,
+        float(np.median(spreads)) if spreads else None, note,
+    )
+
+
+def _relative(t: Turn, b: Baseline) -> Turn:
+    if t.speaker != "trainee":
+        return t
+    rate = (100.0 * (t.articulation_rate_syll_s / b.articulation_rate_syll_s - 1.0)
+            if t.articulation_rate_syll_s and b.articulation_rate_syll_s else None)
+    loud = (t.loudness_dbfs - b.loudness_dbfs
+            if t.loudness_dbfs is not None and b.loudness_dbfs is not None else None)
+    pitch_st = (prosody.semitones(t.pitch_median_hz, b.pitch_median_hz)
+                if t.pitch_median_hz and b.pitch_median_hz else None)
+    return replace(t, rate_vs_baseline_pct=rate, loudness_vs_baseline_db=loud, pitch_vs_baseline_st=pitch_st)
+
+
+def _anger_from_events(events: tuple[dict[str, Any], ...]) -> tuple[tuple[float, float], ...]:
+    return tuple((float(e["t_s"]), float(e["anger"])) for e in events
+                 if e.get("type") in ("anger", "call-start") and isinstance(e.get("anger"), int | float))
+
+
+def _check_finite(audio: Audio | None, what: str) -> None:
+    """NaN or inf would run silently through resampling, VAD and Whisper into garbage figures."""
+    if audio is not None and not np.all(np.isfinite(audio.samples)):
+        raise InputError(f"{what} audio contains NaN or infinite samples; expected finite audio")
+
+
+def analyse_audio(
+    *,
+    caller: Audio | None,
+    trainee: Audio | None,
+    language: str,
+    transcriber: Transcriber,
+    calibration: Audio | None = None,
+    events: tuple[dict[str, Any], ...] = (),
+    call: dict[str, Any] | None = None,
+    settings: TimingSettings = TimingSettings(),
+    progress: Callable[[str], None] | None = None,
+) -> Analysis:
+    if language not in LANGUAGES:
+        raise InputError(f"unknown language {language!r}; expected one of {', '.join(LANGUAGES)}")
+    if caller is None and trainee is None:
+        raise InputError("nothing to analyse: give the trainee's audio, the caller's, or both")
+    step = progress or (lambda _msg: None)
+    for speaker, given in (("caller", caller), ("trainee", trainee), ("calibration", calibration)):
+        _check_finite(given, speaker)
+    tracks = {s: a.resampled(ANALYSIS_RATE_HZ) for s, a in (("caller", caller), ("trainee", trainee))
+              if a is not None}
+    duration_s = max(a.duration_s for a in tracks.values())
+    warnings: list[str] = []
+    for speaker, original in (("caller", caller), ("trainee", trainee)):
+        if original is not None and original.rate_hz < ANALYSIS_RATE_HZ:  # upsampling adds no detail
+            warnings.append(f"{speaker} audio is sampled at {original.rate_hz} Hz (under {ANALYSIS_RATE_HZ}): "
+                            "telephone-band speech is recognised less reliably")
+    quality: dict[str, Any] = {}
+    segs: dict[str, list[_Segment]] = {"caller": [], "trainee": []}
+    for speaker, audio in tracks.items():
+        step(f"voice activity ({speaker})")
+        vad = speech_segments(audio)
+        step(f"speech recognition ({speaker})")
+        words = transcriber.transcribe(audio, vad, language=language)
+        segs[speaker] = _assign_words(vad, words, speaker) if vad else []
+        peak = float(np.max(np.abs(audio.samples))) if len(audio.samples) else 0.0
+        clipped = prosody.clipped_fraction(audio)
+        quality[speaker] = {"peak_dbfs": round(20 * np.log10(max(peak, 1e-9)), 1),
+                            "clipped_fraction": round(clipped, 5), "speech_s": round(sum(v.duration_s for v in vad), 2)}
+        if clipped > 0.001:
+            warnings.append(f"{speaker} audio clips ({100 * clipped:.2f} % of samples at full scale): "
+                            "loudness is underestimated; lower the input gain")
+        if vad and peak < 10 ** (-40 / 20):
+            warnings.append(f"{speaker} audio is very quiet (peak {20 * np.log10(max(peak, 1e-9)):.0f} dBFS)")
+    if not segs["caller"] and not segs["trainee"]:
+        raise InputError("no speech found in the recording (silence or noise only)")
+    kept, backchannels = _split_backchannels(segs, language, settings)
+    step("measuring turns")
+    groups = _group_turns(kept, settings)
+    turns = [_make_turn(i, g, tracks[g[0].speaker], language, settings) for i, g in enumerate(groups)]
+    interruptions = _interruptions(turns, kept, settings)
+    latency_by_turn = _latencies(turns)
+    turns = [replace(t, response_latency_s=latency_by_turn.get(t.index)) for t in turns]
+    baseline = _baseline(turns, calibration, language, settings, transcriber)
+    turns = [_relative(t, baseline) for t in turns]
+    if "trainee" in tracks and baseline.source == "first-turns":
+        warnings.append("baseline taken from the trainee's first turns; a calibration recording is more reliable")
+    return Analysis(
+        language=language, duration_s=round(duration_s, 3), has_caller="caller" in tracks,
+        has_trainee="trainee" in tracks, turns=tuple(turns), backchannels=tuple(backchannels),
+        interruptions=tuple(interruptions),
+        response_latencies_s=tuple(latency_by_turn[k] for k in sorted(latency_by_turn)),
+        baseline=baseline, anger=_anger_from_events(events), call=dict(call or {}),
+        warnings=tuple(warnings), quality=quality,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# One turn at a time, as a live call (or the simulated one in roleplay.session.demo) measures it
+
+
+def calibration_baseline(calibration: Audio, *, language: str, transcriber: Transcriber | None,
+                         settings: TimingSettings = TimingSettings()) -> Baseline:
+    """The trainee's baseline from a calibration recording, exactly as `analyse_audio` takes it."""
+    return _baseline([], calibration, language, settings, transcriber)
+
+
+def analyse_turn(*, audio: Audio, speaker: str, language: str, transcriber: Transcriber,
+                 baseline: Baseline | None = None, offset_s: float = 0.0,
+                 settings: TimingSettings = TimingSettings()) -> Turn | None:
+    """One party's stretch of audio measured as one turn: VAD, recognizer, syllables, rates,
+    loudness, pitch and phrases, relative to `baseline` (a trainee's). None when nobody spoke.
+    Times are on the call's timeline: `offset_s` is where `audio` starts."""
+    if speaker not in SPEAKERS:
+        raise InputError(f"unknown speaker {speaker!r}; expected one of {', '.join(SPEAKERS)}")
+    _check_finite(audio, speaker)
+    audio = audio.resampled(ANALYSIS_RATE_HZ)
+    vad = speech_segments(audio)
+    if not vad:
+        return None
+    words = transcriber.transcribe(audio, vad, language=language)
+    turn = _make_turn(0, _assign_words(vad, words, speaker), audio, language, settings)
+    if baseline is not None and speaker == "trainee":
+        turn = _relative(turn, baseline)
+    if not offset_s:
+        return turn
+
+    def shift(t: float) -> float:
+        return round(t + offset_s, 3)
+
+    return replace(
+        turn, start_s=shift(turn.start_s), end_s=shift(turn.end_s),
+        words=tuple(replace(w, start_s=w.start_s + offset_s, end_s=w.end_s + offset_s)
+                    for w in turn.words),
+        phrases=tuple(replace(p, start_s=shift(p.start_s)) for p in turn.phrases),
+    )

@@ -1,0 +1,218 @@
+"""Turn-taking of a live call: an explicit state machine on voice activity, thresholds in seconds.
+
+Pure logic. It is fed one Silero frame at a time (32 ms): the trainee's speech probability (after
+the echo of the caller has been suppressed) and whether the caller's audio is audible in that
+frame (playback state, aligned to the microphone by the measured lag). It answers with events:
+
+    trainee-start    the trainee started speaking (start_s = first speech frame)
+    end-of-turn      the trainee stopped for `end_of_turn_s`: the caller's turn (start_s, end_s)
+    interruption     trainee speech that started during caller playback and lasted
+                     `interrupt_min_s` (start_s = its first frame): the caller stops or talks on
+    backchannel      trainee speech during caller playback that ended sooner ("ja", "hm")
+    barge-in         the trainee has talked `barge_in_after_s` without a pause long enough to end
+                     the turn, and the caller (very angry) may talk over them; the owner sets
+                     `barge_in_after_s` from the caller's state (None: no barge-in)
+    no-answer        the caller finished and the trainee has said nothing for `no_answer_s`
+
+States:
+
+    WAITING  --speech-->  TRAINEE  --silence >= end_of_turn_s-->  (end-of-turn) WAITING
+    CALLER   --speech-->  OVERLAP  --speech >= interrupt_min_s-->  (interruption) TRAINEE
+                          OVERLAP  --silence before that-->  (backchannel) CALLER
+
+The caller playing is an input, not a state the machine decides: the owner starts and stops the
+caller's audio; an end-of-turn is held back while the caller is audible and given when it stops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from roleplay.speech.vad import FRAME_S
+
+AWAIT_CALLER_MAX_S = 2.0  # a started caller reply not audible after this is given up on
+
+
+class State(Enum):
+    WAITING = "waiting"  # nobody speaks; the caller has had its turn (or not yet started)
+    TRAINEE = "trainee"  # the trainee has the turn (speaking or pausing within it)
+    CALLER = "caller"  # the caller's audio is playing, the trainee silent
+    OVERLAP = "overlap"  # the trainee speaks over the caller, not yet long enough to take over
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    onset_threshold: float = 0.5  # a frame at or above this is speech
+    offset_threshold: float = 0.35  # once speaking, a frame below this is silence
+    end_of_turn_s: float = 0.7  # a silence this long after the trainee ends the turn
+    interrupt_min_s: float = 0.5  # the guide: 0.5 s minimum take-over
+    backchannel_max_s: float = 1.0  # the guide: 1 s backchannel boundary (for the text check)
+    no_answer_s: float = 6.0  # the trainee leaves the caller hanging this long
+    frame_s: float = FRAME_S
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.offset_threshold <= self.onset_threshold < 1.0:
+            raise ValueError("expected 0 < offset_threshold <= onset_threshold < 1")
+        for name in ("end_of_turn_s", "interrupt_min_s", "backchannel_max_s", "no_answer_s",
+                     "frame_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+
+@dataclass(frozen=True)
+class TurnEvent:
+    kind: str  # see the module docstring
+    t_s: float  # when the machine decided (end of the frame that tipped it)
+    start_s: float | None = None
+    end_s: float | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.start_s is None or self.end_s is None:
+            return None
+        return self.end_s - self.start_s
+
+
+class TurnTaker:
+    """Feed `step()` one frame at a time, in order; it returns the events of that frame."""
+
+    def __init__(self, settings: TurnSettings = TurnSettings()) -> None:
+        self.settings = settings
+        self.state = State.WAITING
+        self.barge_in_after_s: float | None = None
+        self.speaking = False  # the VAD hysteresis: the trainee's voice in this frame
+        self.turn_start_s: float | None = None  # the trainee's turn (WAITING -> TRAINEE)
+        self.last_speech_end_s: float | None = None
+        self.speech_start_s: float | None = None  # current stretch of trainee speech
+        self.caller_end_s: float | None = 0.0  # when the caller was last audible
+        self._barged = False
+        self._no_answer_sent = False
+        self._held_end: TurnEvent | None = None  # an end-of-turn waiting for the caller to stop
+        self._talked_over = False  # the caller took the turn while the trainee was still talking
+        self._awaiting_since: float | None = None  # caller reply started, not audible yet
+        self.t_s = 0.0
+
+    @property
+    def trainee_speaking(self) -> bool:
+        return self.speaking
+
+    def step(self, t_s: float, probability: float, *, caller_playing: bool) -> list[TurnEvent]:
+        """One frame starting at `t_s`; `caller_playing`: the caller is audible in it."""
+        s = self.settings
+        end_t = t_s + s.frame_s
+        self.t_s = end_t
+        events: list[TurnEvent] = []
+        was_speaking = self.speaking
+        if self.speaking:
+            self.speaking = probability >= s.offset_threshold
+        else:
+            self.speaking = probability >= s.onset_threshold
+        if self.speaking and not was_speaking:
+            self.speech_start_s = t_s
+        if was_speaking and not self.speaking:
+            self.last_speech_end_s = t_s
+        if caller_playing:
+            self.caller_end_s = end_t
+            self._no_answer_sent = False
+            self._awaiting_since = None
+        elif self._awaiting_since is not None:
+            if end_t - self._awaiting_since < AWAIT_CALLER_MAX_S:
+                return events  # the caller's reply is on its way through the device
+            self._awaiting_since = None
+
+        if self.state is State.WAITING:
+            if caller_playing:
+                self.state = State.CALLER
+                if self.speaking:  # trainee already talking when the caller starts
+                    self.state = State.OVERLAP
+            elif self.speaking:
+                self._start_turn(self.speech_start_s if self.speech_start_s is not None else t_s,
+                                 events, end_t)
+            elif (not self._no_answer_sent and self.caller_end_s is not None
+                  and end_t - self.caller_end_s >= s.no_answer_s):
+                self._no_answer_sent = True
+                events.append(TurnEvent("no-answer", end_t, start_s=self.caller_end_s, end_s=end_t))
+
+        elif self.state is State.CALLER:
+            if self._talked_over and not self.speaking:
+                self._talked_over = False
+            if not caller_playing:
+                self.state = State.WAITING
+                if self._held_end is not None:  # the trainee finished while the caller talked
+                    events.append(TurnEvent("end-of-turn", end_t, self._held_end.start_s,
+                                            self._held_end.end_s))
+                    self._held_end = None
+                elif self.speaking:
+                    self._start_turn(self.speech_start_s or t_s, events, end_t)
+            elif self.speaking and not self._talked_over:
+                self.state = State.OVERLAP
+
+        elif self.state is State.OVERLAP:
+            start = self.speech_start_s if self.speech_start_s is not None else t_s
+            if not self.speaking:
+                events.append(TurnEvent("backchannel", end_t, start_s=start, end_s=t_s))
+                self.state = State.CALLER if caller_playing else State.WAITING
+            elif end_t - start >= s.interrupt_min_s - 1e-9:
+                if caller_playing:
+                    events.append(TurnEvent("interruption", end_t, start_s=start))
+                self._start_turn(start, events, end_t, announce=not caller_playing)
+            elif not caller_playing:
+                # the caller finished while the trainee was starting: a plain early start
+                self._start_turn(start, events, end_t)
+
+        elif self.state is State.TRAINEE:
+            if self.speaking:
+                self._held_end = None
+                speaking_s = end_t - (self.turn_start_s or t_s)
+                if (self.barge_in_after_s is not None and not self._barged
+                        and not caller_playing and speaking_s >= self.barge_in_after_s):
+                    self._barged = True
+                    events.append(TurnEvent("barge-in", end_t, start_s=self.turn_start_s))
+            else:
+                silent_since = self.last_speech_end_s if self.last_speech_end_s is not None else t_s
+                if end_t - silent_since >= s.end_of_turn_s - 1e-9:
+                    end = TurnEvent("end-of-turn", end_t, start_s=self.turn_start_s,
+                                    end_s=silent_since)
+                    self.turn_start_s = None
+                    if caller_playing:  # the caller talked on over the trainee: answer after
+                        self._held_end = end
+                        self.state = State.CALLER
+                    else:
+                        events.append(end)
+                        self.state = State.WAITING
+                        self.caller_end_s = None  # no-answer counts from the caller's next line
+        return events
+
+    def _start_turn(self, start_s: float, events: list[TurnEvent], end_t: float,
+                    *, announce: bool = True) -> None:
+        self.state = State.TRAINEE
+        self.turn_start_s = start_s
+        self._barged = False
+        self._held_end = None
+        if announce:
+            events.append(TurnEvent("trainee-start", end_t, start_s=start_s))
+
+    def caller_took_turn(self) -> None:
+        """The owner started the caller's reply (after end-of-turn, or barging in).
+
+        If the trainee is still talking (a barge-in), the rest of that speech belongs to the
+        turn already answered: it is neither an interruption nor a new turn.
+        """
+        if self.state is State.TRAINEE:
+            self._talked_over = self.speaking
+        self.turn_start_s = None
+        self._held_end = None
+        self.state = State.CALLER
+        self._awaiting_since = self.t_s
+
+
+def run(probabilities, caller_playing, *, settings: TurnSettings = TurnSettings(),
+        barge_in_after_s: float | None = None) -> list[TurnEvent]:
+    """All events of a whole sequence (frame i starts at i * frame_s): for tests and replays."""
+    taker = TurnTaker(settings)
+    taker.barge_in_after_s = barge_in_after_s
+    out: list[TurnEvent] = []
+    for i, (p, playing) in enumerate(zip(probabilities, caller_playing, strict=True)):
+        out.extend(taker.step(i * settings.frame_s, float(p), caller_playing=bool(playing)))
+    return out

@@ -1,0 +1,386 @@
+"""Speech recognition: faster-whisper behind a small adapter.
+
+Only speech goes in: the caller passes VAD segments, we join those less than a second apart into
+clips, decode each clip on its own (padded to a short length bucket, not Whisper's 30 s window), and
+put the word times back on the audio's own timeline. Whisper invents stock phrases on silence and
+noise, so segments that look like that are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from math import ceil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Protocol
+
+import numpy as np
+
+from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
+from roleplay.core.errors import RoleplayError
+from roleplay.speech.vad import SpeechSegment
+
+LANGUAGES = ("nl", "en")
+_MAX_CLIP_S = 28.0  # Whisper sees 30 s at a time
+_MIN_CLIP_S = 0.1
+_JOIN_GAP_S = 1.0
+
+# Whisper's stock inventions on silence/noise (normalised, matched as substrings).
+_HALLUCINATIONS = (
+    "ondertitels ingediend door",
+    "ondertiteling",
+    "amara org",
+    "bedankt voor het kijken",
+    "subtitles by",
+    "thanks for watching",
+    "thank you for watching",
+    "please subscribe",
+)
+# Sound-event captions: one upper-case word ("MUZIEK.", "APPLAUS", cut off as "MUZIE") or nothing.
+_MARKER_ONLY = re.compile(r"^\W*([A-ZÀ-Ý]{5,})?\W*$")
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start_s: float
+    end_s: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class AsrSettings:
+    beam_size: int = 5
+    cpu_threads: int = 2  # the default of 4 threads is slower on 2 cores
+    compute_type: str = "int8"
+    max_no_speech_prob: float = 0.6
+    min_avg_logprob: float = -1.0
+    max_compression_ratio: float = 2.4
+    batch_size: int = 8
+    # Each clip's features are padded only to a length bucket, not to Whisper's 30 s window: the
+    # clip plus a margin of silence, rounded up to a step (the encoder accepts shorter inputs, the
+    # trick whisper.cpp calls audio_ctx). bucket_step_s=0 pads to the full window (faster-whisper's
+    # own batched pipeline, the reference).
+    bucket_margin_s: float = 3.0
+    bucket_step_s: float = 10.0
+    # pad with the clip's log-mel floor (what Whisper saw in training: digital silence) rather than
+    # faster-whisper's zeros; with short buckets zeros made Whisper stop mid-sentence
+    pad_with_floor: bool = True
+    # temperatures tried after a failed greedy/beam decode (faster-whisper's generate_with_fallback);
+    # () = none, like faster-whisper's batched pipeline
+    fallback_temperatures: tuple[float, ...] = ()
+    # a failed decode (mostly a repetition loop: "X-du-nu-nu-nu-..." on espeak Dutch, with greedy
+    # and with beam search alike) is redone once, before any temperature, with this beam and a
+    # repetition penalty: deterministic, and it broke the loops we saw ("Ik stuur nu een dokter")
+    retry_beam_size: int = 5
+    retry_repetition_penalty: float = 1.2
+    # generation stops at this many tokens per second of clip (plus 16): speech stays under it
+    # (fast Dutch is about 6), and a loop costs a few dozen tokens instead of Whisper's 224
+    max_tokens_per_s: float = 10.0
+
+
+class Transcriber(Protocol):
+    def transcribe(self, audio: Audio, segments: tuple[SpeechSegment, ...], *, language: str
+                   ) -> tuple[Word, ...]:
+        """Words of the given speech segments, with times on the audio's own timeline."""
+        ...
+
+
+def _normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^\w]+", " ", text).split())
+
+
+def is_hallucination(text: str) -> bool:
+    norm = _normalise(text)
+    return bool(_MARKER_ONLY.match(text.strip())) or any(h in norm for h in _HALLUCINATIONS)
+
+
+LOOP_REPEATS = 5  # one word this many times in a row is a decoding loop, not speech
+
+
+def is_loop(text: str) -> bool:
+    """A word repeated LOOP_REPEATS times in a row ("Kijk, klik, klik, klik, klik, klik, klik."
+    for "Hier heb ik niks aan"): a loop short enough to pass the compression-ratio guard. People
+    repeat a word two or three times ("nee nee nee"), not five."""
+    words = _normalise(text).split()
+    run = 1
+    for a, b in zip(words, words[1:], strict=False):
+        run = run + 1 if a == b else 1
+        if run >= LOOP_REPEATS:
+            return True
+    return False
+
+
+class FasterWhisperTranscriber:
+    """The real recognizer. Construct once per process: loading costs about a second.
+
+    Each utterance is decoded on its own (VAD segments joined into clips). Whisper fed one long
+    stream of joined speech, or several utterances packed into one window, fell into repetition
+    loops on synthetic voices ("ja maar dat klopt niet" ten times); separate clips also keep one
+    turn's words out of the next.
+
+    faster-whisper's batched pipeline pads every clip to the 30 s window, so a call of 80 clips of
+    2-8 s paid 80 full encoder passes (1.2 s CPU each). We decode the same way (prompt, beam search,
+    suppressed tokens, word timing, all faster-whisper's own pieces) but pad each clip only to a
+    length bucket (clip + 3 s, rounded up to 10 s) filled with the log-mel floor, and batch clips
+    of one bucket: about 3x less CPU on a 5-minute call. Zero padding of a short bucket made
+    Whisper end sentences early ("These couples may choose" and stop); the floor did not.
+    `AsrSettings(bucket_step_s=0)` gives faster-whisper's own pipeline (the reference).
+    """
+
+    def __init__(self, model_path: Path, *, settings: AsrSettings = AsrSettings()) -> None:
+        self.model_path = model_path
+        self.settings = settings
+        self._model = _load_model(str(model_path), settings.cpu_threads, settings.compute_type)
+
+    def transcribe(self, audio: Audio, segments: tuple[SpeechSegment, ...], *, language: str
+                   ) -> tuple[Word, ...]:
+        if language not in LANGUAGES:
+            raise RoleplayError(f"unknown language {language!r}; expected one of {', '.join(LANGUAGES)}")
+        spans = _clip_spans(segments)
+        if not spans:
+            return ()
+        audio = audio.resampled(ANALYSIS_RATE_HZ)
+        if self.settings.bucket_step_s <= 0:
+            segs = self._decode_full_window(audio, spans, language)
+        else:
+            segs = self._decode_bucketed(audio, spans, language)
+        return self._guarded_words(segs)
+
+    def _guarded_words(self, segs) -> tuple[Word, ...]:
+        """Words of decoded segments (objects or dicts with text, no_speech_prob, avg_logprob,
+        compression_ratio, words) that pass the hallucination guards."""
+        s = self.settings
+        words: list[Word] = []
+        for seg in segs:
+            get = seg.get if isinstance(seg, dict) else lambda k, seg=seg: getattr(seg, k)
+            if get("no_speech_prob") > s.max_no_speech_prob and get("avg_logprob") < s.min_avg_logprob:
+                continue
+            if (get("compression_ratio") > s.max_compression_ratio or is_hallucination(get("text"))
+                    or is_loop(get("text"))):
+                continue
+            for w in get("words") or ():
+                text, start, end, prob = ((w["word"], w["start"], w["end"], w["probability"])
+                                          if isinstance(w, dict) else (w.word, w.start, w.end, w.probability))
+                if text.strip():
+                    words.append(Word(text.strip(), float(start), float(end), float(prob)))
+        return tuple(words)
+
+    def _decode_full_window(self, audio: Audio, spans: list[tuple[float, float]], language: str):
+        """The reference: faster-whisper's batched pipeline, every clip padded to 30 s."""
+        from faster_whisper import BatchedInferencePipeline
+
+        s = self.settings
+        result, _info = BatchedInferencePipeline(self._model).transcribe(
+            audio.samples,
+            language=language,
+            beam_size=s.beam_size,
+            word_timestamps=True,
+            vad_filter=False,  # the clips are our own VAD segments
+            clip_timestamps=[{"start": a, "end": b} for a, b in spans],
+            batch_size=s.batch_size,
+        )
+        return list(result)
+
+    def _decode_bucketed(self, audio: Audio, spans: list[tuple[float, float]], language: str) -> list[dict]:
+        """What faster-whisper's batched pipeline does (same prompt, beam search, suppressed
+        tokens, segment and word timing), except that each clip is padded only to its length
+        bucket and clips of one bucket are batched together. Returns one segment dict per clip,
+        in time order."""
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        model, s = self._model, self.settings
+        rate = model.feature_extractor.sampling_rate
+        fps = model.frames_per_second
+        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
+                              language=language)
+        prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+        suppress = get_suppressed_tokens(tokenizer, [-1])
+        clips = []
+        for start_s, end_s in spans:
+            a, b = int(start_s * rate), int(end_s * rate)
+            feats = model.feature_extractor(audio.samples[a:b])[..., :-1]
+            duration = (b - a) / rate
+            clips.append(dict(offset=a / rate, duration=duration, features=feats,
+                              frames=_bucket_frames(duration, feats.shape[-1], s.bucket_margin_s,
+                                                    s.bucket_step_s, fps)))
+        out: list[dict | None] = [None] * len(clips)
+        alignments: list[list[dict]] = [[] for _ in clips]
+        for batch in _bucket_batches([c["frames"] for c in clips], s.batch_size):
+            frames = clips[batch[0]]["frames"]
+            feats = np.stack([_pad_frames(clips[i]["features"], frames, floor=s.pad_with_floor) for i in batch])
+            encoded = model.encode(feats)
+            decoded = self._generate(encoded, prompt, suppress, tokenizer,
+                                     [clips[i]["duration"] for i in batch])
+            seg_sizes = [int(ceil(clips[i]["duration"]) * fps) for i in batch]
+            for k, i in enumerate(batch):
+                c = clips[i]
+                tokens, avg_logprob, no_speech_prob = decoded[k]
+                subsegs, _seek, _single = model._split_segments_by_timestamps(
+                    tokenizer=tokenizer, tokens=tokens, time_offset=c["offset"], segment_size=seg_sizes[k],
+                    segment_duration=c["duration"], seek=0)
+                # the batched pipeline gives each clip one segment without timestamp tokens
+                seg = subsegs[0]
+                text = tokenizer.decode(tokens)
+                out[i] = dict(text=text, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob,
+                              tokens=tokens, start=seg["start"], end=seg["end"],
+                              compression_ratio=get_compression_ratio(text),
+                              seek=int(c["offset"] * fps))
+            text_tokens = [[t for t in out[i]["tokens"] if t < tokenizer.eot] for i in batch]
+            for i, al in zip(batch, model.find_alignment(tokenizer, text_tokens, encoded, seg_sizes), strict=True):
+                alignments[i] = al
+            del encoded
+        # word timing in time order, exactly as faster-whisper does it after its alignment
+        last_speech = 0.0
+        for i, seg in enumerate(out):
+            proxy = SimpleNamespace(frames_per_second=fps,
+                                    find_alignment=lambda *_a, _al=alignments[i], **_k: [_al])
+            last_speech = type(model).add_word_timestamps(
+                proxy, [[seg]], tokenizer, None, [int(ceil(clips[i]["duration"]) * fps)],
+                _PREPEND_PUNCTUATIONS, _APPEND_PUNCTUATIONS, last_speech)
+            seg.setdefault("words", [])
+        return out
+
+    def _generate(self, encoded, prompt: list[int], suppress, tokenizer, durations_s: list[float]
+                  ) -> list[tuple[list[int], float, float]]:
+        """Beam search for a batch (tokens, avg_logprob, no_speech_prob per clip); clips whose
+        result looks failed are tried again with a beam (after greedy) and at the fallback
+        temperatures, like faster-whisper's generate_with_fallback."""
+        model, s = self._model, self.settings
+        n = len(durations_s)
+
+        def run(idx: list[int], temperature: float, beam_size: int = s.beam_size, repetition_penalty: float = 1.0):
+            if temperature > 0:
+                kwargs = dict(beam_size=1, num_hypotheses=5, sampling_topk=0, sampling_temperature=temperature)
+            else:
+                kwargs = dict(beam_size=beam_size, patience=1.0)
+            enc = encoded if len(idx) == n else _select(encoded, idx)
+            budget = 16 + ceil(max(durations_s[i] for i in idx) * s.max_tokens_per_s)
+            # CTranslate2's Whisper returned max_length / 2 tokens (measured: 448 -> 224, 20 -> 10)
+            max_length = min(model.max_length, 2 * budget)
+            results = model.model.generate(
+                enc, [list(prompt) for _ in idx], length_penalty=1.0, repetition_penalty=repetition_penalty,
+                no_repeat_ngram_size=0, max_length=max_length, return_scores=True,
+                return_no_speech_prob=True, suppress_blank=True, suppress_tokens=suppress, **kwargs)
+            decoded = []
+            for r in results:
+                tokens = r.sequences_ids[0]
+                seq_len = len(tokens)
+                decoded.append((tokens, r.scores[0] * seq_len / (seq_len + 1), r.no_speech_prob))
+            return decoded
+
+        best = run(list(range(n)), 0.0)
+        pending = [i for i in range(n) if self._failed(best[i], tokenizer)]
+        tried: dict[int, list] = {i: [best[i]] for i in pending}
+        if pending and s.retry_beam_size > 0:
+            retried = run(pending, 0.0, s.retry_beam_size, s.retry_repetition_penalty)
+            for i, d in zip(pending, retried, strict=True):
+                tried[i].append(d)
+            pending = [i for i in pending if self._failed(tried[i][-1], tokenizer)]
+        for temperature in s.fallback_temperatures:
+            if not pending:
+                break
+            for i, d in zip(pending, run(pending, temperature), strict=True):
+                tried[i].append(d)
+            pending = [i for i in pending if self._failed(tried[i][-1], tokenizer)]
+        for i, results in tried.items():
+            if i in pending and len(results) > 1:  # all failed: the best below the ratio limit
+                ok = [r for r in results if not self._looped(tokenizer.decode(r[0]).strip())]
+                best[i] = max(ok or results, key=lambda r: r[1])
+            else:
+                best[i] = results[-1]
+        return best
+
+    def _failed(self, decoded: tuple[list[int], float, float], tokenizer) -> bool:
+        tokens, avg_logprob, no_speech_prob = decoded
+        s = self.settings
+        if no_speech_prob > s.max_no_speech_prob and avg_logprob < s.min_avg_logprob:
+            return False  # silence
+        return self._looped(tokenizer.decode(tokens).strip()) or avg_logprob < s.min_avg_logprob
+
+    def _looped(self, text: str) -> bool:
+        return get_compression_ratio(text) > self.settings.max_compression_ratio or is_loop(text)
+
+
+_PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+_APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+_WINDOW_S = 30
+
+
+def get_compression_ratio(text: str) -> float:
+    from faster_whisper.transcribe import get_compression_ratio as ratio
+
+    return ratio(text)
+
+
+def _bucket_frames(duration_s: float, n_frames: int, margin_s: float, step_s: float, fps: int) -> int:
+    """Feature frames a clip is padded to: its length plus a margin of silence, rounded up to a
+    step, at least the whole seconds faster-whisper aligns words over, at most Whisper's window."""
+    step = max(1, int(round(step_s * fps)))
+    need = max(n_frames + margin_s * fps, ceil(duration_s) * fps)
+    return int(min(_WINDOW_S * fps, ceil(need / step) * step))
+
+
+def _bucket_batches(frames: list[int], batch_size: int) -> list[list[int]]:
+    """Indices of clips grouped by bucket (shortest first, in time order within one), in batches."""
+    by_bucket: dict[int, list[int]] = {}
+    for i, f in enumerate(frames):
+        by_bucket.setdefault(f, []).append(i)
+    return [idx[j:j + batch_size] for f in sorted(by_bucket) for idx in [by_bucket[f]]
+            for j in range(0, len(idx), batch_size)]
+
+
+def _pad_frames(features: np.ndarray, frames: int, *, floor: bool = False) -> np.ndarray:
+    """Features cut or padded to `frames`: with zeros (faster-whisper's pad_or_trim, to any
+    length) or with the log-mel floor, the value digital silence gets (Whisper clamps log-mel
+    values at 8 below the maximum and maps x to (x + 4) / 4, so the floor is the maximum - 2)."""
+    if features.shape[-1] >= frames:
+        return features[..., :frames]
+    value = float(features.max()) - 2.0 if floor and features.size else 0.0
+    return np.pad(features, [(0, 0), (0, frames - features.shape[-1])], constant_values=value)
+
+
+def _select(encoded, idx: list[int]):
+    """Rows of a CTranslate2 encoder output (a CPU StorageView)."""
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[idx]))
+
+
+def _clip_spans(segments: tuple[SpeechSegment, ...]) -> list[tuple[float, float]]:
+    """Clips for the recognizer: segments less than a second apart share a clip (one utterance
+    with its natural pauses; Whisper encodes 30 s per clip however short, so fewer clips is
+    faster), at most one Whisper window long; tiny ones are dropped."""
+    spans: list[list[float]] = []
+    for seg in segments:
+        if spans and seg.start_s - spans[-1][1] <= _JOIN_GAP_S and seg.end_s - spans[-1][0] <= _MAX_CLIP_S:
+            spans[-1][1] = seg.end_s
+        else:
+            spans.append([seg.start_s, seg.end_s])
+    out = []
+    for start, stop in spans:
+        while stop - start > _MIN_CLIP_S:
+            end = min(stop, start + _MAX_CLIP_S)
+            out.append((round(start, 3), round(end, 3)))
+            start = end
+    return out
+
+
+@lru_cache(maxsize=2)
+def _load_model(path: str, cpu_threads: int, compute_type: str):
+    from faster_whisper import WhisperModel
+
+    try:
+        return WhisperModel(path, device="cpu", compute_type=compute_type, cpu_threads=cpu_threads)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RoleplayError(
+            f"could not load the speech model from {path} ({reason}); check the directory or "
+            "reinstall the default model packages"
+        ) from None
