@@ -9,6 +9,7 @@ import contextlib
 import math
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,7 @@ class Audio:
 
 
 def db_to_amplitude(gain_db: float) -> float:
-    return 10.0 ** (gain_db / 20.0)
+    return float(10.0 ** (gain_db / 20.0))
 
 
 def amplitude_to_db(amplitude: float, floor_db: float = -120.0) -> float:
@@ -69,7 +70,7 @@ def silence(duration_s: float, rate_hz: int) -> Audio:
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    return np.asarray((np.clip(samples, -1.0, 1.0) * 32767.0).round(), dtype="<i2")
 
 
 def _read_multichannel(path: Path) -> tuple[np.ndarray, int]:
@@ -85,14 +86,14 @@ def _read_multichannel(path: Path) -> tuple[np.ndarray, int]:
     with _quiet_c_stderr():  # mpg123 inside libsndfile prints "Note: ..." lines on bad mp3 data
         try:
             info = soundfile.info(str(path))
-        except Exception:
+        except Exception:  # noqa: BLE001 - unreadable by libsndfile: the fallback below decides
             info = None
         if info is not None:
             check_header(path, rate_hz=info.samplerate, channels=info.channels, duration_s=info.duration)
         try:
             data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
             note = None
-        except Exception:  # libsndfile lacks some formats (m4a, some mp3): try FFmpeg via PyAV
+        except Exception:  # noqa: BLE001 - libsndfile lacks some formats (m4a, some mp3): try FFmpeg via PyAV
             data, rate, note = _read_with_av(path)
     if note:  # printed here: inside _quiet_c_stderr it would be lost
         print(f"roleplay: note: {note}", file=sys.stderr)
@@ -115,7 +116,7 @@ def check_header(path: Path, *, rate_hz: float, channels: int, duration_s: float
 
 
 @contextlib.contextmanager
-def _quiet_c_stderr():
+def _quiet_c_stderr() -> Iterator[None]:
     """Silence what C libraries write to file descriptor 2 (Python's own errors are unaffected)."""
     try:
         saved = os.dup(2)
@@ -138,7 +139,7 @@ def _read_with_av(path: Path) -> tuple[np.ndarray, int, str | None]:
         import av
 
         with av.open(str(path)) as container:
-            stream = next((s for s in container.streams if s.type == "audio"), None)
+            stream = container.streams.audio[0] if container.streams.audio else None
             if stream is None:
                 raise InputError(f"{path}: has no audio stream (it reads as {container.format.name}); "
                                  "expected wav, flac, mp3 or ogg audio")
@@ -152,11 +153,9 @@ def _read_with_av(path: Path) -> tuple[np.ndarray, int, str | None]:
                 for frame in container.decode(stream):
                     arr = frame.to_ndarray()
                     if arr.dtype.kind in "iu":
-                        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
-                    if frame.format.is_planar:
-                        arr = arr.T  # (samples, channels)
-                    else:
-                        arr = arr.reshape(-1, len(frame.layout.channels))
+                        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype.str).max)
+                    # to (samples, channels)
+                    arr = arr.T if frame.format.is_planar else arr.reshape(-1, len(frame.layout.channels))
                     chunks.append(arr.astype(np.float32))
             except Exception:
                 if not chunks:
@@ -166,7 +165,7 @@ def _read_with_av(path: Path) -> tuple[np.ndarray, int, str | None]:
                 note = f"{path}: damaged or cut off after {got_s:.1f} s; using what could be read"
     except InputError:
         raise
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever PyAV/FFmpeg raise, the file is unreadable
         raise InputError(f"{path}: not a readable audio file; expected wav, flac, mp3 or ogg") from None
     if not chunks:
         raise InputError(f"{path}: contains no audio samples; expected wav, flac, mp3 or ogg audio")
@@ -198,7 +197,7 @@ def load_audio(path: str | Path, *, channel: int | None = None, max_channels: in
 
 
 def channel_count(path: str | Path) -> int:
-    return _read_multichannel(Path(path))[0].shape[1]
+    return int(_read_multichannel(Path(path))[0].shape[1])
 
 
 def save_wav(path: str | Path, audio: Audio) -> None:

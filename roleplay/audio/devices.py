@@ -8,17 +8,18 @@ measures (it varied between 130 and 260 ms from stream to stream over PulseAudio
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from roleplay.audio.clip import Audio, amplitude_to_db
-from roleplay.core.constants import RATE_HZ  # noqa: E402
+from roleplay.core.constants import RATE_HZ
 from roleplay.core.errors import RoleplayError
 
 BLOCK_SAMPLES = 1024  # blocksize=0 recorded silence over PulseAudio; 1024 (64 ms) worked
@@ -35,7 +36,7 @@ TEST_RECORD_S = 3.0
 DeviceSpec = int | str | None  # PortAudio index, part of a name, or None for the default
 
 
-def _sounddevice():
+def _sounddevice() -> Any:  # the sounddevice module (untyped)
     try:
         import sounddevice
     except OSError as exc:  # the Python package loads libportaudio at import
@@ -100,10 +101,10 @@ def list_devices() -> tuple[DeviceInfo, ...]:
     )
 
 
-def _default_device_error(sd) -> str:
+def _default_device_error(sd: Any) -> str:
     try:
         sd.query_devices(kind="input")
-    except Exception as exc:  # PortAudio says why in its own words: show them
+    except Exception as exc:  # noqa: BLE001 - PortAudio says why in its own words: show them
         return _one_line(exc)
     return "empty device list"
 
@@ -121,7 +122,7 @@ class StreamStatus:
 class _Playing:
     """One queued sound; the callback writes `played_end`, nothing else."""
 
-    __slots__ = ("start", "end", "samples", "played_end", "cancelled")
+    __slots__ = ("cancelled", "end", "played_end", "samples", "start")
 
     def __init__(self, start: int, samples: np.ndarray) -> None:
         self.start = start
@@ -191,7 +192,7 @@ class DuplexStream:
         ring_blocks = math.ceil(ring_s * rate_hz / block_samples)
         self._ring = np.zeros(ring_blocks * block_samples, dtype=np.float32)
         self._schedule_lock = threading.Lock()  # between producers only, never in the callback
-        self._stream = None
+        self._stream: Any = None  # a sounddevice.Stream while open
         self._started = False
         self.reopened = False  # start() re-opened the stream once to shed an input backlog
         self.restarts = 0  # times PortAudio ended the stream mid-call and it was opened again
@@ -273,7 +274,7 @@ class DuplexStream:
         self.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     @staticmethod
@@ -288,12 +289,12 @@ class DuplexStream:
         try:
             stream.abort()  # not stop(): that waits for buffers a vanished device never drains
             stream.close()
-        except Exception:  # a vanished device fails to close too; it is gone either way
+        except Exception:  # noqa: BLE001 - a vanished device fails to close too; it is gone either way
             pass
 
     # -- the audio thread: copies only --------------------------------------------------------
 
-    def _callback(self, indata, outdata, frames, time_info, status) -> None:
+    def _callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         start = self._frames
         end = start + frames
         ring = self._ring
@@ -397,10 +398,8 @@ class DuplexStream:
         if self.restarts >= MAX_RESTARTS:
             return False
         old, self._stream = self._stream, None
-        try:
+        with contextlib.suppress(Exception):  # it ended badly; it is replaced either way
             old.close()
-        except Exception:  # it ended badly; it is replaced either way
-            pass
         self._finished = False
         sd = _sounddevice()
         frames = self._frames
@@ -511,7 +510,7 @@ def measure_lag(
     return LagMeasurement(
         lag_ms=lag * 1000 / stream.rate_hz,
         lag_samples=lag,
-        confidence=min(1.0, min(confidences)),
+        confidence=min(1.0, *confidences),
         spread_ms=(max(lags) - min(lags)) * 1000 / stream.rate_hz,
         gain=float(np.median(gains)),
     )

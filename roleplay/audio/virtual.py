@@ -31,13 +31,13 @@ import numpy as np
 
 from roleplay.audio import devices
 from roleplay.audio.clip import Audio
+from roleplay.core.constants import RATE_HZ
 from roleplay.core.errors import RoleplayError
 
 SPEAKER_SINK = "roleplay_speaker"
 MIC_SINK = "roleplay_mic"
 SILENCE_SOURCE = "roleplay_silence"
 KEEPALIVE_LATENCY_MS = 10
-from roleplay.core.constants import RATE_HZ  # noqa: E402
 
 START_TIMEOUT_S = 10.0
 INJECT_LATENCY_MS = 20  # pacat's buffer: how late an injected sound may start
@@ -50,7 +50,7 @@ class Injection:
     """A sound being played into the virtual microphone by a `pacat` process."""
 
     due_monotonic_s: float  # when its first sample is written to pacat
-    _process: subprocess.Popen
+    _process: subprocess.Popen[bytes]
     _writer: threading.Thread
 
     def wait(self, *, timeout_s: float) -> None:
@@ -64,8 +64,10 @@ class Injection:
             raise RoleplayError(
                 f"pacat did not finish playing into the microphone in {timeout_s:g} s"
             ) from None
-        err = self._process.stderr.read().decode(errors="replace").strip()
-        self._process.stderr.close()
+        stderr = self._process.stderr
+        assert stderr is not None  # started with stderr=PIPE
+        err = stderr.read().decode(errors="replace").strip()
+        stderr.close()
         if self._process.returncode != 0:
             raise RoleplayError(f"pacat failed: {err}")
 
@@ -74,7 +76,7 @@ class Injection:
 class VirtualDevices:
     runtime_dir: Path
     env: Mapping[str, str]  # for client subprocesses (pactl, pacat, a child `roleplay`)
-    _process: subprocess.Popen
+    _process: subprocess.Popen[bytes]
     speaker_sink: str = SPEAKER_SINK
     mic_sink: str = MIC_SINK
 
@@ -92,7 +94,7 @@ class VirtualDevices:
 
     def pactl(self, *args: str) -> str:
         done = subprocess.run(
-            ["pactl", *args], env=self._client_env(), capture_output=True, text=True, timeout=10
+            ["pactl", *args], env=self._client_env(), capture_output=True, text=True, timeout=10, check=False
         )
         if done.returncode != 0:
             raise RoleplayError(f"pactl {' '.join(args)} failed: {done.stderr.strip()}")
@@ -128,6 +130,7 @@ class VirtualDevices:
 
         def write() -> None:
             time.sleep(max(0.0, due - time.monotonic()))
+            assert process.stdin is not None  # started with stdin=PIPE
             with contextlib.suppress(BrokenPipeError):  # pacat died: wait() reports it
                 process.stdin.write(data)
                 process.stdin.close()
@@ -235,7 +238,7 @@ def virtual_devices() -> Iterator[VirtualDevices]:
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
-def _start_server(runtime_dir: Path, socket: Path) -> subprocess.Popen:
+def _start_server(runtime_dir: Path, socket: Path) -> subprocess.Popen[bytes]:
     # Not daemonized (-D), so the Popen owns the pid; -n skips default.pa and with it
     # module-suspend-on-idle, under which duplex recordings came back silent.
     command = [

@@ -8,14 +8,16 @@ noise, so segments that look like that are dropped.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from math import ceil
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -109,11 +111,15 @@ def is_loop(text: str) -> bool:
     repeat a word two or three times ("nee nee nee"), not five."""
     words = _normalise(text).split()
     run = 1
-    for a, b in zip(words, words[1:], strict=False):
+    for a, b in itertools.pairwise(words):
         run = run + 1 if a == b else 1
         if run >= LOOP_REPEATS:
             return True
     return False
+
+
+# one decode: token ids, average log-probability, no-speech probability
+_Decoded = tuple[list[int], float, float]
 
 
 class FasterWhisperTranscriber:
@@ -152,13 +158,13 @@ class FasterWhisperTranscriber:
             segs = self._decode_bucketed(audio, spans, language)
         return self._guarded_words(segs)
 
-    def _guarded_words(self, segs) -> tuple[Word, ...]:
+    def _guarded_words(self, segs: Iterable[Any]) -> tuple[Word, ...]:
         """Words of decoded segments (objects or dicts with text, no_speech_prob, avg_logprob,
         compression_ratio, words) that pass the hallucination guards."""
         s = self.settings
         words: list[Word] = []
         for seg in segs:
-            get = seg.get if isinstance(seg, dict) else lambda k, seg=seg: getattr(seg, k)
+            get: Callable[[str], Any] = seg.get if isinstance(seg, dict) else partial(getattr, seg)
             if get("no_speech_prob") > s.max_no_speech_prob and get("avg_logprob") < s.min_avg_logprob:
                 continue
             if (get("compression_ratio") > s.max_compression_ratio or is_hallucination(get("text"))
@@ -171,7 +177,7 @@ class FasterWhisperTranscriber:
                     words.append(Word(text.strip(), float(start), float(end), float(prob)))
         return tuple(words)
 
-    def _decode_full_window(self, audio: Audio, spans: list[tuple[float, float]], language: str):
+    def _decode_full_window(self, audio: Audio, spans: list[tuple[float, float]], language: str) -> list[Any]:
         """The reference: faster-whisper's batched pipeline, every clip padded to 30 s."""
         from faster_whisper import BatchedInferencePipeline
 
@@ -187,7 +193,7 @@ class FasterWhisperTranscriber:
         )
         return list(result)
 
-    def _decode_bucketed(self, audio: Audio, spans: list[tuple[float, float]], language: str) -> list[dict]:
+    def _decode_bucketed(self, audio: Audio, spans: list[tuple[float, float]], language: str) -> list[dict[str, Any]]:
         """What faster-whisper's batched pipeline does (same prompt, beam search, suppressed
         tokens, segment and word timing), except that each clip is padded only to its length
         bucket and clips of one bucket are batched together. Returns one segment dict per clip,
@@ -207,11 +213,11 @@ class FasterWhisperTranscriber:
             a, b = int(start_s * rate), int(end_s * rate)
             feats = model.feature_extractor(audio.samples[a:b])[..., :-1]
             duration = (b - a) / rate
-            clips.append(dict(offset=a / rate, duration=duration, features=feats,
-                              frames=_bucket_frames(duration, feats.shape[-1], s.bucket_margin_s,
-                                                    s.bucket_step_s, fps)))
-        out: list[dict | None] = [None] * len(clips)
-        alignments: list[list[dict]] = [[] for _ in clips]
+            clips.append({"offset": a / rate, "duration": duration, "features": feats,
+                              "frames": _bucket_frames(duration, feats.shape[-1], s.bucket_margin_s,
+                                                    s.bucket_step_s, fps)})
+        out: list[dict[str, Any]] = [{} for _ in clips]  # each filled in by its batch
+        alignments: list[list[dict[str, Any]]] = [[] for _ in clips]
         for batch in _bucket_batches([c["frames"] for c in clips], s.batch_size):
             frames = clips[batch[0]]["frames"]
             feats = np.stack([_pad_frames(clips[i]["features"], frames, floor=s.pad_with_floor) for i in batch])
@@ -228,10 +234,10 @@ class FasterWhisperTranscriber:
                 # the batched pipeline gives each clip one segment without timestamp tokens
                 seg = subsegs[0]
                 text = tokenizer.decode(tokens)
-                out[i] = dict(text=text, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob,
-                              tokens=tokens, start=seg["start"], end=seg["end"],
-                              compression_ratio=get_compression_ratio(text),
-                              seek=int(c["offset"] * fps))
+                out[i] = {"text": text, "avg_logprob": avg_logprob, "no_speech_prob": no_speech_prob,
+                              "tokens": tokens, "start": seg["start"], "end": seg["end"],
+                              "compression_ratio": get_compression_ratio(text),
+                              "seek": int(c["offset"] * fps)}
             text_tokens = [[t for t in out[i]["tokens"] if t < tokenizer.eot] for i in batch]
             for i, al in zip(batch, model.find_alignment(tokenizer, text_tokens, encoded, seg_sizes), strict=True):
                 alignments[i] = al
@@ -247,19 +253,21 @@ class FasterWhisperTranscriber:
             seg.setdefault("words", [])
         return out
 
-    def _generate(self, encoded, prompt: list[int], suppress, tokenizer, durations_s: list[float]
-                  ) -> list[tuple[list[int], float, float]]:
+    def _generate(self, encoded: Any, prompt: list[int], suppress: Any, tokenizer: Any, durations_s: list[float]
+                  ) -> list[_Decoded]:
         """Beam search for a batch (tokens, avg_logprob, no_speech_prob per clip); clips whose
         result looks failed are tried again with a beam (after greedy) and at the fallback
         temperatures, like faster-whisper's generate_with_fallback."""
         model, s = self._model, self.settings
         n = len(durations_s)
 
-        def run(idx: list[int], temperature: float, beam_size: int = s.beam_size, repetition_penalty: float = 1.0):
+        def run(idx: list[int], temperature: float, beam_size: int = s.beam_size, repetition_penalty: float = 1.0
+                ) -> list[_Decoded]:
+            kwargs: dict[str, Any]
             if temperature > 0:
-                kwargs = dict(beam_size=1, num_hypotheses=5, sampling_topk=0, sampling_temperature=temperature)
+                kwargs = {"beam_size": 1, "num_hypotheses": 5, "sampling_topk": 0, "sampling_temperature": temperature}
             else:
-                kwargs = dict(beam_size=beam_size, patience=1.0)
+                kwargs = {"beam_size": beam_size, "patience": 1.0}
             enc = encoded if len(idx) == n else _select(encoded, idx)
             budget = 16 + ceil(max(durations_s[i] for i in idx) * s.max_tokens_per_s)
             # CTranslate2's Whisper returned max_length / 2 tokens (measured: 448 -> 224, 20 -> 10)
@@ -268,7 +276,7 @@ class FasterWhisperTranscriber:
                 enc, [list(prompt) for _ in idx], length_penalty=1.0, repetition_penalty=repetition_penalty,
                 no_repeat_ngram_size=0, max_length=max_length, return_scores=True,
                 return_no_speech_prob=True, suppress_blank=True, suppress_tokens=suppress, **kwargs)
-            decoded = []
+            decoded: list[_Decoded] = []
             for r in results:
                 tokens = r.sequences_ids[0]
                 seq_len = len(tokens)
@@ -277,7 +285,7 @@ class FasterWhisperTranscriber:
 
         best = run(list(range(n)), 0.0)
         pending = [i for i in range(n) if self._failed(best[i], tokenizer)]
-        tried: dict[int, list] = {i: [best[i]] for i in pending}
+        tried: dict[int, list[_Decoded]] = {i: [best[i]] for i in pending}
         if pending and s.retry_beam_size > 0:
             retried = run(pending, 0.0, s.retry_beam_size, s.retry_repetition_penalty)
             for i, d in zip(pending, retried, strict=True):
@@ -297,7 +305,7 @@ class FasterWhisperTranscriber:
                 best[i] = results[-1]
         return best
 
-    def _failed(self, decoded: tuple[list[int], float, float], tokenizer) -> bool:
+    def _failed(self, decoded: _Decoded, tokenizer: Any) -> bool:
         tokens, avg_logprob, no_speech_prob = decoded
         s = self.settings
         if no_speech_prob > s.max_no_speech_prob and avg_logprob < s.min_avg_logprob:
@@ -316,7 +324,7 @@ _WINDOW_S = 30
 def get_compression_ratio(text: str) -> float:
     from faster_whisper.transcribe import get_compression_ratio as ratio
 
-    return ratio(text)
+    return float(ratio(text))
 
 
 def _bucket_frames(duration_s: float, n_frames: int, margin_s: float, step_s: float, fps: int) -> int:
@@ -346,7 +354,7 @@ def _pad_frames(features: np.ndarray, frames: int, *, floor: bool = False) -> np
     return np.pad(features, [(0, 0), (0, frames - features.shape[-1])], constant_values=value)
 
 
-def _select(encoded, idx: list[int]):
+def _select(encoded: Any, idx: list[int]) -> Any:
     """Rows of a CTranslate2 encoder output (a CPU StorageView)."""
     import ctranslate2
 
@@ -364,7 +372,8 @@ def _clip_spans(segments: tuple[SpeechSegment, ...]) -> list[tuple[float, float]
         else:
             spans.append([seg.start_s, seg.end_s])
     out = []
-    for start, stop in spans:
+    for first, stop in spans:
+        start = first
         while stop - start > _MIN_CLIP_S:
             end = min(stop, start + _MAX_CLIP_S)
             out.append((round(start, 3), round(end, 3)))
@@ -373,12 +382,12 @@ def _clip_spans(segments: tuple[SpeechSegment, ...]) -> list[tuple[float, float]
 
 
 @lru_cache(maxsize=2)
-def _load_model(path: str, cpu_threads: int, compute_type: str):
+def _load_model(path: str, cpu_threads: int, compute_type: str) -> Any:
     from faster_whisper import WhisperModel
 
     try:
         return WhisperModel(path, device="cpu", compute_type=compute_type, cpu_threads=cpu_threads)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - CTranslate2 and the tokenizer raise many kinds; said in one line
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RoleplayError(
             f"could not load the speech model from {path} ({reason}); check the directory or "

@@ -97,7 +97,7 @@ def _cached_hub_model(name: str) -> Path:
         return Path(download_model(name, local_files_only=True))
     except ValueError as exc:
         raise RoleplayError(f"unknown model {name!r}: {str(exc).splitlines()[0]}") from None
-    except Exception:
+    except Exception:  # noqa: BLE001 - huggingface_hub's not-cached errors vary by version
         raise RoleplayError(
             f"model {name!r} is not on this machine and roleplay never downloads at run time; "
             "copy a faster-whisper model directory here and pass its path with --model"
@@ -126,10 +126,10 @@ def ensure_base_model() -> Path:
     marker = target / ".verified"
     part1, part2, meta_dir = _part_files()
     expected_size = part1.stat().st_size + part2.stat().st_size
-    if marker.is_file() and (target / "model.bin").is_file():
-        # A full re-hash costs ~0.3 s per start; size plus marker catches truncation cheaply.
-        if (target / "model.bin").stat().st_size == expected_size and marker.read_text() == BASE_MODEL_SHA256:
-            return _check_model_dir(target)
+    # A full re-hash costs ~0.3 s per start; size plus marker catches truncation cheaply.
+    if (marker.is_file() and (target / "model.bin").is_file()
+            and (target / "model.bin").stat().st_size == expected_size and marker.read_text() == BASE_MODEL_SHA256):
+        return _check_model_dir(target)
     target.mkdir(parents=True, exist_ok=True)
     tmp = target / "model.bin.tmp"
     digest = hashlib.sha256()

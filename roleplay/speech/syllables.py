@@ -175,7 +175,7 @@ def _count_english(letters: list[tuple[str, bool]]) -> int:
     word = "".join(c for c, _ in letters)
     if word in _EN_EXCEPTIONS:
         return _EN_EXCEPTIONS[word]
-    groups = [m for m in re.finditer(r"(?:[aeiou]|y(?![aeiou]))+", word)]
+    groups = list(re.finditer(r"(?:[aeiou]|y(?![aeiou]))+", word))
     count = len(groups)
     if count > 1 and _silent_final_e(word, groups[-1]):
         count -= 1
@@ -298,7 +298,7 @@ def _intensity_db(samples: np.ndarray, *, window: int, hop: int) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(samples, window)[::hop]
     weights = np.hanning(window)
     power = (frames**2) @ weights / weights.sum()
-    return 10.0 * np.log10(power + 1e-12)  # floor at -120 dB: digital silence stays finite
+    return np.asarray(10.0 * np.log10(power + 1e-12))  # floor at -120 dB: digital silence stays finite
 
 
 def _hysteresis_peaks(

@@ -54,7 +54,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -259,7 +259,7 @@ def _load_profile_file(path: Path) -> VoiceProfile:
     )
 
 
-def _number(path: Path, where: str, data: dict, name: str, low: float, high: float) -> float:
+def _number(path: Path, where: str, data: dict[str, Any], name: str, low: float, high: float) -> float:
     if name not in data:
         raise InputError(f"{path}: field '{where}.{name}' is missing; expected a number "
                          f"from {low:g} to {high:g}")
@@ -270,14 +270,14 @@ def _number(path: Path, where: str, data: dict, name: str, low: float, high: flo
     return float(value)
 
 
-def _check_keys(path: Path, where: str, data: dict, names: tuple[str, ...]) -> None:
+def _check_keys(path: Path, where: str, data: dict[str, Any], names: tuple[str, ...]) -> None:
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise InputError(f"{path}: unknown field '{where}.{unknown[0]}'; expected: "
                          f"{', '.join(names)}")
 
 
-def _load_prosody(path: Path, data: dict) -> Prosody:
+def _load_prosody(path: Path, data: dict[str, Any]) -> Prosody:
     names = tuple(_PROSODY_RANGES)
     _check_keys(path, "base", data, names)
     return Prosody(**{n: _number(path, "base", data, n, *_PROSODY_RANGES[n]) for n in names})
@@ -292,7 +292,7 @@ _ANGER_EFFECT_RANGES = {
 }
 
 
-def _load_anger_effect(path: Path, data: dict) -> AngerEffect:
+def _load_anger_effect(path: Path, data: dict[str, Any]) -> AngerEffect:
     names = tuple(_ANGER_EFFECT_RANGES)
     _check_keys(path, "anger_effect", data, names)
     return AngerEffect(**{n: _number(path, "anger_effect", data, n, *_ANGER_EFFECT_RANGES[n])
@@ -370,14 +370,14 @@ class Pyttsx3Worker:
     def __init__(self, *, start_timeout_s: float = WORKER_START_TIMEOUT_S) -> None:
         self._start_timeout_s = start_timeout_s
         self._lock = threading.Lock()
-        self._proc: subprocess.Popen | None = None
-        self._replies: queue.Queue[dict | None] = queue.Queue()
+        self._proc: subprocess.Popen[str] | None = None
+        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=5)
         self._stderr_thread: threading.Thread | None = None
         self.driver = ""
         atexit.register(self.close)
 
-    def request(self, payload: dict, *, timeout_s: float) -> dict:
+    def request(self, payload: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._start()
@@ -413,7 +413,7 @@ class Pyttsx3Worker:
         ready = self._reply(self._start_timeout_s, what="starting the speech worker")
         self.driver = ready.get("driver", "")
 
-    def _reply(self, timeout_s: float, *, what: str) -> dict:
+    def _reply(self, timeout_s: float, *, what: str) -> dict[str, Any]:
         try:
             reply = self._replies.get(timeout=timeout_s)
         except queue.Empty:
@@ -430,7 +430,7 @@ class Pyttsx3Worker:
         return reply
 
     @staticmethod
-    def _read_replies(stream: IO[str], replies: queue.Queue) -> None:
+    def _read_replies(stream: IO[str], replies: queue.Queue[dict[str, Any] | None]) -> None:
         for line in stream:
             try:
                 replies.put(json.loads(line))
@@ -459,7 +459,7 @@ _shared_worker_lock = threading.Lock()
 
 
 def shared_worker() -> Pyttsx3Worker:
-    global _shared_worker
+    global _shared_worker  # noqa: PLW0603 - one pyttsx3 worker per process, made on first use
     with _shared_worker_lock:
         if _shared_worker is None:
             _shared_worker = Pyttsx3Worker()
@@ -516,7 +516,7 @@ class PiperSynthesizer:
     so pitch is ignored.
     """
 
-    _voices: dict[Path, Any] = {}  # loaded models, shared: loading costs about a second
+    _voices: ClassVar[dict[Path, Any]] = {}  # loaded models, shared: loading costs about a second
 
     def __init__(self, model_path: Path) -> None:
         self.model_path = Path(model_path)
@@ -543,7 +543,7 @@ class PiperSynthesizer:
 
             try:
                 self._voices[self.model_path] = PiperVoice.load(self.model_path)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - ONNX Runtime and piper raise many kinds; said in one line
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise RoleplayError(
                     f"{self.model_path}: cannot load Piper voice ({first})") from None
@@ -625,7 +625,7 @@ def _read_cache(path: Path) -> Audio | None:
         return None
     try:
         data, rate_hz = soundfile.read(str(path), dtype="float32")
-    except Exception:  # corrupt or truncated: synthesize again and overwrite
+    except Exception:  # noqa: BLE001 - corrupt or truncated: synthesize again and overwrite
         return None
     if data.ndim != 1 or len(data) == 0:
         return None
@@ -690,7 +690,7 @@ def _worker_main() -> None:
         proto.write(json.dumps(reply) + "\n")
 
 
-def _espeak_embedded_prosody(request: dict) -> str:
+def _espeak_embedded_prosody(request: dict[str, Any]) -> str:
     """espeak's in-text commands (ctrl-A, value, letter) for speed, pitch and amplitude.
 
     Why not setProperty: pyttsx3 runs espeak-ng asynchronously, and a rate, pitch or volume set
@@ -717,7 +717,7 @@ def _espeak_variants() -> set[str]:
     return found
 
 
-def _match_espeak_voice(wanted: str, voices: list, variants: set[str]) -> str:
+def _match_espeak_voice(wanted: str, voices: list[Any], variants: set[str]) -> str:
     """Check an espeak voice[+variant] exists: a bad one is silently ignored by espeak."""
     base, _, variant = wanted.partition("+")
     names = {n.lower() for v in voices
@@ -731,15 +731,15 @@ def _match_espeak_voice(wanted: str, voices: list, variants: set[str]) -> str:
     return wanted
 
 
-def _match_other_voice(wanted: str, language: str, voices: list) -> str | None:
+def _match_other_voice(wanted: str, language: str, voices: list[Any]) -> str | None:
     """SAPI5 / NSSpeech know no espeak names: take a voice of the language, else the default."""
     for v in voices:
         if wanted in (v.id, v.name):
-            return v.id
+            return str(v.id)
     for v in voices:
         langs = [str(lang).lower().replace("_", "-") for lang in (v.languages or [])]
         if any(lang.startswith(language) for lang in langs) or language in str(v.id).lower():
-            return v.id
+            return str(v.id)
     return None
 
 
@@ -772,7 +772,7 @@ def cmd_voices_preview(voice_id: str, *, anger: float, out_path: Path | None, pl
 
             sounddevice.play(audio.samples, audio.rate_hz)
             sounddevice.wait()
-        except Exception as exc:  # no device, no PortAudio: one line, not a traceback
+        except Exception as exc:  # noqa: BLE001 - no device, no PortAudio: one line, not a traceback
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise RoleplayError(f"cannot play the preview ({first}); the WAV is at {out_path}"
                                 ) from None
