@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from roleplay import __version__
 from roleplay.core.errors import RoleplayError
@@ -49,14 +50,7 @@ def _add_model(p: argparse.ArgumentParser) -> None:
                         "or the bundled multilingual base model)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="roleplay",
-        description="Practise calming an angry caller out loud, and measure it against the advice.",
-    )
-    parser.add_argument("--version", action="version", version=f"roleplay {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_analyse(sub: Any) -> None:
     a = sub.add_parser("analyse", aliases=["analyze"], help="analyse a recorded call",
                        description="Analyse a call: a call directory, a stereo file with the two parties "
                                    "on separate channels, two mono files, or the trainee alone.")
@@ -73,11 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no summary on the terminal")
     _add_model(a)
 
+
+def _add_example(sub: Any) -> None:
     ex = sub.add_parser("example", help="make an example two-party call with synthetic voices and analyse it")
     ex.add_argument("--out", metavar="DIR", default="example-call", help="call directory to write")
     ex.add_argument("--language", default="nl", help="nl or en")
     _add_model(ex)
 
+
+def _add_voices(sub: Any) -> None:
     v = sub.add_parser("voices", help="the caller and trainee voices")
     vs = v.add_subparsers(dest="voices_command", metavar="ACTION", required=True)
     vs.add_parser("list", help="list the voice profiles")
@@ -97,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     vr.add_argument("--max-line-s", type=_positive_float, default=15.0, metavar="S",
                     help="longest recording of one line (default 15)")
 
+
+def _add_scenarios(sub: Any) -> None:
     s = sub.add_parser("scenarios", help="the scenarios a caller can play")
     ss = s.add_subparsers(dest="scenarios_command", metavar="ACTION", required=True)
     ss.add_parser("list", help="list the shipped scenarios")
@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     sn.add_argument("--out", required=True, metavar="FILE", help="the draft to write; its name is the scenario id")
     sn.add_argument("--force", action="store_true", help="replace an existing --out file")
 
+
+def _add_demo(sub: Any) -> None:
     d = sub.add_parser("demo", help="a whole simulated call: the angry caller and a simulated trainee, "
                        "recorded, analysed and reported")
     d.add_argument("--scenario", default="nl-visite-derde-keer", metavar="ID",
@@ -139,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="call directory to write (if it is not empty: DIR-2, DIR-3, ...)")
     _add_model(d)
 
+
+def _add_drill(sub: Any) -> None:
     dr = sub.add_parser("drill", help="a live call: the caller rings, you answer aloud (microphone "
                         "and speaker; a headset is best)")
     dr.add_argument("scenario", help="scenario id or file (see `roleplay scenarios list`)")
@@ -155,16 +159,23 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--pause", type=_pause_s, default=10.0, metavar="S",
                     help="seconds between repeated calls (Enter skips the pause; default 10)")
     _add_model(dr)
+
+
+def _add_devices(sub: Any) -> None:
     dv = sub.add_parser("devices", help="list audio devices; --test checks microphone and delay")
     dv.add_argument("--test", action="store_true", help="play a chirp and a tone, record a few seconds")
     dv.add_argument("--input-device", metavar="DEV")
     dv.add_argument("--output-device", metavar="DEV")
 
+
+def _add_bench(sub: Any) -> None:
     b = sub.add_parser("bench", help="benchmarks that print figures and the machine")
     b.add_argument("what", choices=["analysis", "accuracy", "latency"])
     b.add_argument("--minutes", type=_positive_float, default=5.0, help="length of the benchmark call (analysis)")
     _add_model(b)
 
+
+def _add_forget(sub: Any) -> None:
     fg = sub.add_parser("forget", help="remove a trainee's or a call's recordings, reports, calibration and "
                         "history rows for good",
                         description="Remove recordings, transcripts, reports, calibrations and history rows for "
@@ -176,6 +187,24 @@ def build_parser() -> argparse.ArgumentParser:
     fg.add_argument("--db", metavar="FILE|URL", help="the history database (default: ROLEPLAY_DB, else the "
                     "user-data directory)")
     fg.add_argument("--yes", action="store_true", help="do not ask; needed when stdin is not a terminal")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="roleplay",
+        description="Practise calming an angry caller out loud, and measure it against the advice.",
+    )
+    parser.add_argument("--version", action="version", version=f"roleplay {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_analyse(sub)
+    _add_example(sub)
+    _add_voices(sub)
+    _add_scenarios(sub)
+    _add_demo(sub)
+    _add_drill(sub)
+    _add_devices(sub)
+    _add_bench(sub)
+    _add_forget(sub)
 
     from roleplay.cli import history as history_cli  # report, history, progress, readiness, review, group
 
