@@ -228,6 +228,31 @@ def test_every_event_the_code_writes_by_name_is_documented():
     assert not undocumented, f"events written in roleplay/ but not documented: {sorted(undocumented)}"
 
 
+def _section(path: Path, heading: str) -> str:
+    text = path.read_text(encoding="utf-8")
+    m = re.search(rf"^## {re.escape(heading)}\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert m, f"{_rel(path)} has no `## {heading}` section"
+    return m.group(1)
+
+
+def test_meta_json_fields_are_documented():
+    """Every field of the typed meta.json (roleplay/recording/meta.py) is named in its section."""
+    meta = pytest.importorskip("roleplay.recording.meta")
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(meta.CallMeta) if f.name != "extra"}
+    section = _section(DOCS / "call-format.md", "meta.json")
+    missing = sorted(n for n in names if f"`{n}`" not in section)
+    assert not missing, f"meta.json fields missing from docs/call-format.md: {missing}"
+
+
+def test_schema_files_that_exist_are_linked():
+    schemas = sorted(p for d in ("recording", "analysis") for p in (REPO / "roleplay" / d / "schemas").glob("*.json"))
+    text = (DOCS / "call-format.md").read_text(encoding="utf-8")
+    missing = [_rel(p) for p in schemas if f"(../{_rel(p)})" not in text]
+    assert not missing, f"JSON Schema files not linked from docs/call-format.md: {missing}"
+
+
 # ------------------------------------------------------------------------------------ (d) links
 
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
