@@ -24,8 +24,8 @@ FIRST_COMMANDS = [
     "bash scripts/setup.sh && .venv/bin/roleplay demo",
     "bash scripts/setup.sh --test && .venv/bin/python -m pytest -q -ra",
 ]
-# flags of other programs that the docs name in backticks on their own
-FOREIGN_FLAGS = {"--strict-markers"}
+# flags of other programs that the docs name in backticks on their own:
+FOREIGN_FLAGS = {"--strict-markers", "--check"}  # pytest; python -m roleplay.recording.schemagen
 
 _SPAN = re.compile(r"`([^`\n]+)`")
 _FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
