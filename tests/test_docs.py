@@ -253,6 +253,21 @@ def test_schema_files_that_exist_are_linked():
     assert not missing, f"JSON Schema files not linked from docs/call-format.md: {missing}"
 
 
+def test_code_paths_named_in_the_docs_exist():
+    """`roleplay/...` paths in backticks (modules, data files, folders) exist: a renamed module fails."""
+    problems = []
+    for path in DOC_FILES:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for span in _SPAN.findall(line):
+                for found in re.findall(r"(?<![\w./])((?:roleplay|scenarios|voices|tests|scripts)/[\w./*<>-]*)", span):
+                    name = found.rstrip(".")
+                    if any(c in name for c in "*<>"):  # a pattern: its folder must exist
+                        name = name.split("/*")[0].split("/<")[0]
+                    if not (REPO / name).exists():
+                        problems.append(f"{_rel(path)}:{n}: {name}")
+    assert not problems, "paths in the docs that do not exist:\n" + "\n".join(problems)
+
+
 # ------------------------------------------------------------------------------------ (d) links
 
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
