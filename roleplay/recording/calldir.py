@@ -5,15 +5,21 @@
       caller.wav       the caller's audio   } 16-bit mono, same sample rate, same start:
       trainee.wav      the trainee's audio  } sample k of both is the same moment
       events.jsonl     append-only log, one JSON object per line, each with `t_s` and `type`
+                       (roleplay.recording.events: one class per type)
       calibration.wav  optional: the trainee reading the calibration sentence
 
 Audio is appended in small blocks and the WAV header is patched after each block; readers trust
 the file size, not the header, so a call cut off at any moment (crash, SIGKILL, pulled headset)
 still loads up to its last written block. meta.json is replaced atomically (write, then rename).
+
+Readers go through `load_call` (everything), `read_meta` (meta.json: a `CallMeta`) and
+`read_events` (events.jsonl: typed events). The JSON Schemas of meta.json and of each event line
+are in roleplay/recording/schemas/, generated from the classes (roleplay.recording.schemagen).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import json
@@ -29,11 +35,14 @@ from roleplay import __version__
 from roleplay.audio.clip import MAX_DURATION_S, Audio, to_int16
 from roleplay.core.errors import InputError, RoleplayError
 from roleplay.core.files import write_atomic
+from roleplay.recording.events import OUTCOMES, Event, event_from_json, make_event
+from roleplay.recording.meta import CallMeta
 
 FORMAT_VERSION = 1
 TRACKS = ("caller", "trainee")
 _HEADER_BYTES = 44
-OUTCOMES = ("calmed", "ended-by-trainee", "transferred", "caller-hung-up", "time-limit", "aborted")
+__all__ = ["OUTCOMES", "CallMeta", "CallRecording", "CallWriter", "RecordingError", "load_call", "read_events",
+           "read_meta"]
 
 
 class RecordingError(RoleplayError):
@@ -60,9 +69,9 @@ def _write_all(f: Any, data: bytes) -> int:
             exc.written = done  # type: ignore[attr-defined]
             raise
         if not n:
-            exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            exc.written = done  # type: ignore[attr-defined]
-            raise exc
+            full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            full.written = done  # type: ignore[attr-defined]
+            raise full
         done += n
     return done
 
@@ -146,10 +155,8 @@ def library_versions() -> dict[str, str]:
 
     out = {"roleplay": __version__}
     for dist in ("faster-whisper", "ctranslate2", "librosa", "pyttsx3", "sounddevice"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):  # not installed: not part of this call
             out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -172,6 +179,7 @@ class CallWriter:
             "versions": library_versions(),
             **meta,
         }
+        _checked_meta(self.meta)
         _write_json_atomic(self.directory / "meta.json", self.meta)
         self._tracks = {t: _WavAppender(self.directory / f"{t}.wav", rate_hz) for t in TRACKS}
         fd = os.open(self.directory / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -198,13 +206,24 @@ class CallWriter:
                 appender.append(np.zeros(frames - appender.frames, dtype=np.float32))
 
     def event(self, type_: str, *, t_s: float, **fields: Any) -> None:
-        line = json.dumps({"t_s": round(t_s, 4), "type": type_, **fields}, ensure_ascii=False)
+        """Append the event `type_` with these fields (see roleplay.recording.events): an unknown
+        type or a missing, misspelt or wrongly typed field raises ValueError before anything is written."""
+        self.write(make_event(type_, t_s=t_s, **fields))
+
+    def write(self, event: Event) -> None:
+        """Append a typed event to events.jsonl, as one line (a half line is skipped by readers)."""
+        if type(event).TYPE == "":  # an UnknownEvent read from a file, or the base class
+            raise ValueError(f"cannot write {type(event).__name__} {event.type!r}: not a known event type")
+        data = event.to_dict()
+        data["t_s"] = round(data["t_s"], 4)
+        line = json.dumps(data, ensure_ascii=False)
         try:
             _write_all(self._events, (line + "\n").encode("utf-8"))
         except OSError as exc:  # a half line is skipped by the reader
             raise _recording_error(self.directory / "events.jsonl", exc) from None
 
     def update_meta(self, **fields: Any) -> None:
+        _checked_meta({**self.meta, **fields})  # a bad field leaves the meta as it was
         self.meta.update(fields)
         _write_json_atomic(self.directory / "meta.json", self.meta)
 
@@ -242,19 +261,24 @@ class CallWriter:
             self.closed = True
 
 
+def _checked_meta(meta: dict[str, Any]) -> None:
+    """What the writer is about to write must be a `CallMeta` (its schema), no unknown keys."""
+    CallMeta.from_dict(meta, strict=True)
+
+
 @dataclass(frozen=True)
 class CallRecording:
     directory: Path
-    meta: dict[str, Any]
+    meta: CallMeta
     caller: Audio | None
     trainee: Audio | None
     calibration: Audio | None
-    events: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    events: tuple[Event, ...] = field(default_factory=tuple)
 
     @property
     def cut_off(self) -> bool:
         """True when the call did not close normally (crash, kill, Ctrl-C)."""
-        return self.meta.get("status") != "complete"
+        return self.meta.status != "complete"
 
     @property
     def duration_s(self) -> float:
@@ -282,7 +306,12 @@ def _read_track(path: Path, rate_hz: int) -> Audio | None:
     return Audio(samples, rate_hz)
 
 
-def _read_events(path: Path) -> tuple[dict[str, Any], ...]:
+def read_events(path: str | Path) -> tuple[Event, ...]:
+    """The events of a call directory (or of the events.jsonl given), typed. A type this version
+    does not know, or a line whose fields do not fit its type, is kept as an `UnknownEvent`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "events.jsonl"
     if not path.is_file():
         return ()
     out = []
@@ -294,14 +323,17 @@ def _read_events(path: Path) -> tuple[dict[str, Any], ...]:
         except json.JSONDecodeError:
             # Only a half-written last line (a cut-off call) is expected; skip it.
             continue
-        if isinstance(item, dict) and "type" in item:
-            out.append(item)
-        else:
-            raise InputError(f"{path}:{n}: expected an event object with `type`, got {line[:40]!r}")
+        try:
+            out.append(event_from_json(item))
+        except ValueError:
+            raise InputError(f"{path}:{n}: expected an event object with `t_s` and `type`, "
+                             f"got {line[:40]!r}") from None
     return tuple(out)
 
 
-def load_call(directory: str | Path) -> CallRecording:
+def read_meta(directory: str | Path) -> CallMeta:
+    """meta.json of a call directory. InputError when there is none, or it is not a call's meta
+    (not JSON, a field missing or of the wrong type); keys it does not know are kept in `extra`."""
     directory = Path(directory)
     meta_path = directory / "meta.json"
     if not directory.is_dir():
@@ -309,12 +341,21 @@ def load_call(directory: str | Path) -> CallRecording:
     if not meta_path.is_file():
         raise InputError(f"{directory}: not a call directory (no meta.json)")
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        data = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{meta_path}: not valid JSON ({exc.__class__.__name__})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("rate_hz"), int):
-        raise InputError(f"{meta_path}: expected an object with an integer `rate_hz`")
-    rate = meta["rate_hz"]
+    except OSError as exc:
+        raise InputError(f"{meta_path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return CallMeta.from_dict(data)
+    except ValueError as exc:
+        raise InputError(f"{meta_path}: not a roleplay call's meta.json ({exc})") from None
+
+
+def load_call(directory: str | Path) -> CallRecording:
+    directory = Path(directory)
+    meta = read_meta(directory)
+    rate = meta.rate_hz
     caller = _read_track(directory / "caller.wav", rate)
     trainee = _read_track(directory / "trainee.wav", rate)
     if caller is None and trainee is None:
@@ -324,4 +365,4 @@ def load_call(directory: str | Path) -> CallRecording:
         from roleplay.audio.clip import load_audio
 
         calibration = load_audio(directory / "calibration.wav")
-    return CallRecording(directory, meta, caller, trainee, calibration, _read_events(directory / "events.jsonl"))
+    return CallRecording(directory, meta, caller, trainee, calibration, read_events(directory / "events.jsonl"))

@@ -1,0 +1,1 @@
+"""JSON Schema of the analysis document (analysis.json); a package so it ships as package data."""
