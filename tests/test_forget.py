@@ -22,7 +22,7 @@ from roleplay.history.store import MIGRATIONS, History
 from roleplay.recording.calldir import CallWriter
 
 try:  # the module-scoped fixture that runs a real server in a temporary directory
-    from test_history_postgres import server  # noqa: F401
+    from test_history_postgres import server
 except (ImportError, pytest.skip.Exception):  # psycopg missing: the PostgreSQL test skips itself
 
     @pytest.fixture(scope="module")
@@ -260,7 +260,7 @@ def test_forget_without_a_history_file_creates_none(tmp_path, monkeypatch, capsy
     assert "(no history)" in capsys.readouterr().out
 
 
-def test_forget_on_postgresql(server, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_forget_on_postgresql(server, tmp_path, monkeypatch, capsys):
     import psycopg
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))

@@ -366,7 +366,7 @@ def test_readiness_and_group_commands(tmp_path, capsys, rules):
 def test_write_call_outputs_records_and_survives_a_broken_history(tmp_path, capsys):
     import json
 
-    from roleplay.report.html import write_call_outputs
+    from roleplay.app.analyse import write_call_outputs
 
     call_dir = tmp_path / "call"
     call_dir.mkdir()

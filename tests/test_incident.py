@@ -476,7 +476,7 @@ def test_the_original_call_is_reported_without_personal_details_and_recorded(imp
 
 @pytest.mark.model
 def test_the_draft_replays_and_progress_compares_with_the_original(imported, transcriber, tts_cache, capsys):
-    from roleplay.session.demo import run_demo
+    from roleplay.app.demo import run_demo
 
     draft, db = imported["draft"], imported["db"]
     s = load_scenario(draft)

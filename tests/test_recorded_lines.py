@@ -153,7 +153,8 @@ def test_recorded_copy_validates_and_points_to_the_recordings(recorded_copy):
     assert scenario.id == "en-tourist-short-recorded"
     for group, lines in scenario.lines.items():
         assert lines[0].audio_path == (recorded_copy.parent / wav_name(group, 0)).resolve()
-    assert cmd_scenarios_validate([str(recorded_copy)], open(os.devnull, "w")) == 0
+    with open(os.devnull, "w") as devnull:
+        assert cmd_scenarios_validate([str(recorded_copy)], devnull) == 0
 
 
 def test_copy_of_every_shipped_scenario_keeps_its_content(tmp_path):
@@ -170,7 +171,7 @@ def test_copy_of_every_shipped_scenario_keeps_its_content(tmp_path):
 @pytest.mark.model
 def test_demo_call_plays_the_recordings_on_the_caller_track(recorded_copy, transcriber, tts_cache,
                                                             tmp_path):
-    from roleplay.session.demo import run_demo
+    from roleplay.app.demo import run_demo
 
     out = tmp_path / "call"
     run_demo(scenario_id=str(recorded_copy), style="good", seed=1, out_dir=out,

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from roleplay.app.analyse import load_or_analyse
+from roleplay.app.demo import run_demo
+from roleplay.app.report import build_report
 from roleplay.cli.main import main as cli_main
-from roleplay.history.store import History
 from roleplay.core.files import write_atomic
-from roleplay.report.html import build_report, explain_figures, load_or_analyse, print_summary
-from roleplay.session.demo import run_demo
+from roleplay.history.store import History
+from roleplay.report.terminal import print_summary
+from roleplay.report.text import explain_figures
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SECTIONS = ("summary", "audio", "advice", "timeline-section", "turns", "transcript", "debrief")

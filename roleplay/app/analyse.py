@@ -1,4 +1,5 @@
-"""The `analyse` and `example` commands: input selection, running the stages, writing results."""
+"""Analysing a call: input selection, running the stages, and what is written for a call (the
+analysis document, its row in the history, the report page). The `analyse` and `example` commands."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from roleplay.core.errors import InputError
 from roleplay.speech.models import prepare_environment
@@ -14,18 +15,14 @@ from roleplay.speech.models import prepare_environment
 prepare_environment()
 
 from roleplay.analysis.assessment import AdviceResult, assess  # noqa: E402
+from roleplay.analysis.document import analysis_dict, read_document, write_json  # noqa: E402
 from roleplay.analysis.pipeline import Analysis, analyse_audio  # noqa: E402
 from roleplay.audio.clip import Audio, channel_count, load_audio  # noqa: E402
 from roleplay.core.files import write_atomic  # noqa: E402
-from roleplay.history.store import record_quietly  # noqa: E402
+from roleplay.history.store import open_history, record_quietly  # noqa: E402
 from roleplay.recording.calldir import load_call  # noqa: E402
-from roleplay.report.html import (  # noqa: E402
-    analysis_dict,
-    print_summary,
-    render_html,
-    write_call_outputs,
-    write_json,
-)
+from roleplay.report.html import render_html  # noqa: E402
+from roleplay.report.terminal import print_summary  # noqa: E402
 from roleplay.speech.asr import LANGUAGES, FasterWhisperTranscriber, Transcriber  # noqa: E402
 from roleplay.speech.models import choose_model  # noqa: E402
 
@@ -159,17 +156,78 @@ def analyse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call_dir_input(directory: Path) -> CallInput:
+    return read_input(argparse.Namespace(path=str(directory), caller_channel=None, trainee_channel=None,
+                                         caller=None, trainee=None, calibration=None))
+
+
+def write_call_outputs(
+    call_dir: Path, data: dict[str, Any], *, db: Any = None, record: bool = True, html_path: Path | None = None
+) -> tuple[Path, Path]:
+    """What `analyse`, `example` and `demo` write for a call directory: analysis.json, the call's
+    row in the history (with its reviews) and report.html. A history that cannot be written is a
+    warning on stderr, never a lost analysis. Returns (json_path, html_path)."""
+    call_dir = Path(call_dir)
+    json_path = call_dir / "analysis.json"
+    write_json(json_path, data)
+    reviews: list[dict[str, Any]] = []
+    call_id = record_quietly(data, call_dir, db) if record else None
+    if call_id is not None:
+        history = open_history(db)
+        try:
+            reviews = history.reviews(call_id)
+        finally:
+            if history is not db:
+                history.close()
+    html_path = Path(html_path) if html_path else call_dir / "report.html"
+    write_atomic(html_path, render_html(data, call_dir=call_dir, reviews=reviews))
+    return json_path, html_path
+
+
 def analyse_call_dir(directory: Path, language: str, transcriber: Transcriber
                      ) -> tuple[Analysis, tuple[AdviceResult, ...], dict[str, Any], Path, Path]:
     """What `example`, `demo` and `drill` do with the call they made: analyse the directory, write
     analysis.json and report.html, and record it in the history (so progress and readiness count
     it). Returns (analysis, advice, the JSON data, json_path, report_path)."""
-    inp = read_input(argparse.Namespace(path=str(directory), caller_channel=None, trainee_channel=None,
-                                        caller=None, trainee=None, calibration=None))
+    inp = _call_dir_input(Path(directory))
     analysis, advice = run_analysis(inp, language=language, transcriber=transcriber)
     data = analysis_dict(analysis, advice, source=inp.source)
     json_path, report_path = write_call_outputs(Path(directory), data)
     return analysis, advice, data, json_path, report_path
+
+
+def _newest_audio_mtime(call_dir: Path) -> float:
+    return max(
+        (
+            p.stat().st_mtime
+            for p in (call_dir / n for n in ("caller.wav", "trainee.wav", "calibration.wav"))
+            if p.is_file()
+        ),
+        default=0.0,
+    )
+
+
+def load_or_analyse(
+    call_dir: Path, *, model: str | None = None, out: TextIO | None = None
+) -> tuple[dict[str, Any], bool]:
+    """The call's analysis.json; re-analysed (and rewritten) when it is missing, unreadable or
+    older than the audio. Returns (data, re_analysed)."""
+    call_dir = Path(call_dir)
+    if not (call_dir / "meta.json").is_file():
+        raise InputError(f"{call_dir}: not a call directory (no meta.json)")
+    path = call_dir / "analysis.json"
+    if path.is_file() and path.stat().st_mtime >= _newest_audio_mtime(call_dir):
+        data = read_document(path)
+        if data is not None:
+            return data, False
+    if out is not None:
+        print(f"(re-analysing {call_dir}: analysis.json is missing or older than the audio)", file=out)
+    inp = _call_dir_input(call_dir)
+    language = check_language(None, inp.language)
+    analysis, advice = run_analysis(inp, language=language, transcriber=load_transcriber(model))
+    data = analysis_dict(analysis, advice, source=inp.source)
+    write_json(path, data)
+    return data, True
 
 
 def example(args: argparse.Namespace) -> int:

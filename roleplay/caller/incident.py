@@ -1,4 +1,6 @@
 """Drills after a real incident: a scenario draft from a recorded call or from written notes.
+The drafting is here, pure apart from reading the voice profiles; the commands that analyse,
+write and record are `roleplay.app.incident`.
 
 `roleplay scenarios from-recording CALL --out FILE` analyses the call like `roleplay analyse`,
 takes the caller's turns (text, loudness, articulation rate, pitch), estimates the caller's anger
@@ -31,22 +33,16 @@ the estimate then saturates at 10. It is a starting point for the trainer, not a
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 import json
 import math
 import re
 import statistics
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from roleplay.caller import pii
 from roleplay.core.errors import InputError
-from roleplay.core.files import write_atomic
-from roleplay.report.progress import ORIGINAL_MODE  # the history `mode` of the original call
 
 LOUDNESS_DB_PER_ANGER = 0.55
 RATE_PCT_PER_ANGER = 5.5
@@ -374,19 +370,20 @@ def split_line(text: str, *, max_chars: int = MAX_DRAFT_LINE_CHARS) -> list[str]
     if len(text) <= max_chars:
         return [text] if text else []
     out, current = [], ""
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        while len(sentence) > max_chars:
-            cut = sentence.rfind(" ", 0, max_chars) if " " in sentence[:max_chars] else max_chars
-            head, sentence = sentence[:cut].strip(), sentence[cut:].strip()
+    for whole in re.split(r"(?<=[.!?])\s+", text):
+        rest = whole
+        while len(rest) > max_chars:
+            cut = rest.rfind(" ", 0, max_chars) if " " in rest[:max_chars] else max_chars
+            head, rest = rest[:cut].strip(), rest[cut:].strip()
             if current:
                 out.append(current)
                 current = ""
             out.append(head)
-        if current and len(current) + 1 + len(sentence) > max_chars:
+        if current and len(current) + 1 + len(rest) > max_chars:
             out.append(current)
-            current = sentence
+            current = rest
         else:
-            current = f"{current} {sentence}".strip()
+            current = f"{current} {rest}".strip()
     if current:
         out.append(current)
     return out
@@ -520,53 +517,6 @@ def _debrief(language: str, scenario_id: str, social_media: bool) -> str:
     return DEBRIEF[language].format(id=scenario_id) + (DEBRIEF_SOCIAL_MEDIA[language] if social_media else "")
 
 
-# --------------------------------------------------------------------------- files and checks
-
-
-def check_out_path(value: str | None, *, force: bool) -> tuple[Path, str]:
-    """The draft's path and scenario id (its file name), checked before any work is done."""
-    from roleplay.caller.scenario import _ID_RE
-
-    if not value:
-        raise InputError("--out FILE is required: where to write the scenario draft (e.g. nl-incident-maart.yaml)")
-    path = Path(value)
-    if path.suffix not in (".yaml", ".yml"):
-        raise InputError(f"{path}: expected a .yaml file name for the scenario draft")
-    if not _ID_RE.match(path.stem):
-        raise InputError(f"{path}: the file name is the scenario id: expected lower-case letters, digits and '-' "
-                         f"(e.g. nl-incident-maart.yaml), got {path.stem!r}")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; expected a file name for the scenario draft")
-    if path.exists() and not force:
-        raise InputError(f"{path}: already exists; choose another --out or add --force to replace it")
-    if not path.parent.is_dir():
-        raise InputError(f"{path.parent}: no such directory for --out")
-    return path, path.stem
-
-
-def write_draft(draft: Draft, path: Path) -> None:
-    """Render, check that the scenario loader accepts it, then write it (never a broken draft)."""
-    from roleplay.caller.scenario import scenario_from_text
-
-    text = render_draft(draft)
-    scenario_from_text(text, path=path)  # an error here is a bug in the draft writer, not the input
-    write_atomic(path, text)
-
-
-def print_reviews(draft: Draft, out: TextIO) -> None:
-    reviews = draft.reviews()
-    if not reviews:
-        print("No personal details found in the lines; read them all before the draft is used.", file=out)
-        return
-    print(f"Replaced {len(reviews)} personal detail(s); check them (the draft lists where, not what):", file=out)
-    for r in reviews:
-        print(f"  {r.where}: {r.original!r} -> {r.placeholder}  ({r.rule})", file=out)
-    templates = sum(line.template for line in draft.lines)
-    if templates:
-        print(f"{templates} template line(s) fill situations the incident did not show; marked in the draft.",
-              file=out)
-
-
 # --------------------------------------------------------------------------- from a recording
 
 
@@ -605,23 +555,6 @@ def redact_analysis(data: dict[str, Any], *, language: str) -> tuple[dict[str, A
     backchannels = [{**b, "text": pii.redact(b.get("text") or "", language=language, known_names=known).text}
                     for b in data.get("backchannels") or []]
     return {**data, "turns": new_turns, "backchannels": backchannels}, count
-
-
-def _recorded_date(inp: Any, path: Path | None) -> str:
-    meta_date = None
-    if "call_dir" in inp.source:
-        try:
-            meta = json.loads((Path(inp.source["call_dir"]) / "meta.json").read_text(encoding="utf-8"))
-            meta_date = meta.get("created_utc")
-        except (OSError, ValueError):
-            meta_date = None
-    if meta_date:
-        return str(meta_date)
-    files = [Path(p) for p in (path, inp.source.get("caller"), inp.source.get("file")) if p]
-    for f in files:
-        if f.is_file():
-            return _dt.datetime.fromtimestamp(f.stat().st_mtime, _dt.UTC).isoformat(timespec="seconds")
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def draft_from_analysis(analysis: Any, *, scenario_id: str, language: str, date: str, source_name: str
@@ -693,85 +626,6 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def _plain(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
-
-
-def cmd_from_recording(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    out = out if out is not None else sys.stdout
-    out_path, scenario_id = check_out_path(args.out, force=args.force)
-    from roleplay.app.analyse import check_language, load_transcriber, read_input, run_analysis
-    from roleplay.core.files import write_atomic
-    from roleplay.report.html import analysis_dict, render_html, write_json
-
-    ns = argparse.Namespace(path=args.call, caller_channel=args.caller_channel,
-                            trainee_channel=args.trainee_channel, caller=args.caller, trainee=args.trainee,
-                            calibration=None)
-    inp = read_input(ns)
-    if inp.caller is None:
-        raise InputError("the caller's side is missing: give a call directory, a stereo file with "
-                         "--caller-channel N --trainee-channel M, or --caller FILE --trainee FILE")
-    language = check_language(args.language, inp.language)
-    source_name = args.call or args.caller
-    print(f"Analysing {source_name} ({language}) ...", file=out, flush=True)
-    transcriber = load_transcriber(args.model)
-    analysis, advice = run_analysis(inp, language=language, transcriber=transcriber)
-    date = _recorded_date(inp, Path(args.call) if args.call else None)
-    draft, curve, voice = draft_from_analysis(analysis, scenario_id=scenario_id, language=language, date=date,
-                                              source_name=Path(source_name).name)
-    write_draft(draft, out_path)
-
-    # "How it went the first time": the trainee's side as a normal report, without personal details.
-    data = analysis_dict(analysis, advice, source=inp.source)
-    data, _ = redact_analysis(data, language=language)
-    call = dict(data.get("call") or {})
-    original_trainee = args.taken_by or call.get("trainee") or "unknown"
-    call.update({
-        "call_id": f"{ORIGINAL_MODE}:{scenario_id}", "scenario": scenario_id, "mode": ORIGINAL_MODE,
-        "trainee": original_trainee, "needs": list(draft.needs), "original_source": inp.source,
-        "anger_estimated": not data.get("anger"),
-    })
-    for key, value in (("anger_start", curve.start), ("anger_peak", curve.peak), ("anger_end", curve.end)):
-        call.setdefault(key, value)
-    data["call"] = call
-    if not data.get("anger"):  # imported audio has no event log: show the estimate instead
-        data["anger"] = [{"t_s": a.start_s, "anger": a.anger} for a in curve.turns]
-    json_path = out_path.with_name(f"{scenario_id}.original.json")
-    html_path = out_path.with_name(f"{scenario_id}.original.html")
-    write_json(json_path, data)
-    info = {"title": draft.title, "debrief": draft.debrief, "expected": draft.expected,
-            "calmed_below": CALMED_BELOW, "intensity": draft.intensity, "needs": draft.needs,
-            "language": language}
-    write_atomic(html_path, render_html(data, audio=False, scenario=info))
-    recorded = None
-    if not args.no_history:
-        recorded = record_original(data, started_utc=date, db=args.db)
-
-    print(f"\nScenario draft: {out_path} (id {scenario_id}, voice {voice.voice_id}, anger "
-          f"{curve.start:g} -> peak {curve.peak:g} -> {curve.end:g})", file=out)
-    print_reviews(draft, out)
-    print(f"\nThe original call (trainee side): {html_path} and {json_path}", file=out)
-    if recorded is not None:
-        print(f"Recorded in the history as the original call of {scenario_id} (taken by {original_trainee}).",
-              file=out)
-    print(f"Next: roleplay scenarios validate {out_path}; roleplay demo --scenario {out_path}; "
-          f"roleplay progress --scenario {scenario_id} --trainee NAME", file=out)
-    return 0
-
-
-def record_original(data: dict[str, Any], *, started_utc: str, db: Any = None) -> int | None:
-    """Record the original call's analysis; a history that cannot be written is one warning."""
-    import sqlite3
-
-    from roleplay.core.errors import RoleplayError
-    from roleplay.history.store import record_call
-
-    # No call directory: the original's own meta.json (its scenario, its expected outcomes) must
-    # not override the new scenario's.
-    plain = {**data, "source": {"original_call": json.dumps(data.get("source"), sort_keys=True)}}
-    try:
-        return record_call(plain, None, db, started_utc=started_utc)
-    except (RoleplayError, OSError, sqlite3.Error) as exc:
-        print(f"roleplay: warning: the original call was not recorded in the history: {exc}", file=sys.stderr)
-        return None
 
 
 # --------------------------------------------------------------------------- from notes, or a template
@@ -915,37 +769,3 @@ def template_draft(*, scenario_id: str, language: str) -> Draft:
         expected=expected, time_limit_s=300.0, debrief=_debrief(language, scenario_id, False),
         lines=tuple(lines), header=header,
     )
-
-
-def cmd_new(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    out = out if out is not None else sys.stdout
-    out_path, scenario_id = check_out_path(args.out, force=args.force)
-    if args.language is not None and args.language not in TEXTS:
-        raise InputError(f"unknown language {args.language!r}; expected one of: {', '.join(TEXTS)}")
-    if args.from_notes:
-        path = Path(args.from_notes)
-        if not path.is_file():
-            raise InputError(f"{path}: no such file; expected incident notes (plain text)")
-        try:
-            text = path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise InputError(f"{path}: not UTF-8 text (byte {e.start}); expected incident notes (plain text)") from None
-        if len(text) > 200_000:
-            raise InputError(f"{path}: {len(text)} characters; expected incident notes of at most 200,000")
-        notes = parse_notes(text)
-        if not notes.caller_quotes:
-            raise InputError(f"{path}: no quoted caller lines found; expected what the caller said in quotes, "
-                             "e.g. Beller: \"Waar blijft die dokter nou?\"")
-        language = args.language or guess_language(text)
-        draft = draft_from_notes(notes, scenario_id=scenario_id, language=language, source_name=path.name)
-    else:
-        language = args.language or "nl"
-        draft = template_draft(scenario_id=scenario_id, language=language)
-    write_draft(draft, out_path)
-    print(f"Scenario draft: {out_path} (id {scenario_id}, {language}, voice {draft.caller_voice})", file=out)
-    if args.from_notes:
-        print_reviews(draft, out)
-    print(f"Next: edit it, then roleplay scenarios validate {out_path}; roleplay demo --scenario {out_path}",
-          file=out)
-    return 0
-

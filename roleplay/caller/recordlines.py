@@ -41,7 +41,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from roleplay.audio.clip import Audio, amplitude_to_db, db_to_amplitude
-from roleplay.core.constants import RATE_HZ  # noqa: E402
+from roleplay.core.constants import RATE_HZ
 from roleplay.core.errors import InputError, RoleplayError
 from roleplay.core.files import replace_with, write_atomic
 
@@ -261,7 +261,7 @@ class _Microphone:
                 block = self.stream.read_input(timeout_s=0.5)
                 if block is not None and self._listening:
                     self._queue.put((self._generation, block))
-        except BaseException as exc:  # a lost device: the reader reports it
+        except BaseException as exc:  # noqa: BLE001 - a lost device: the reader reports it
             self._error = exc
             self._queue.put((-1, None))
 
@@ -399,6 +399,50 @@ def _selected(scenario: Any, situations: Sequence[str] | None) -> list[tuple[str
     return [(g, i, line.text) for g in groups for i, line in enumerate(scenario.lines[g])]
 
 
+def _out_dir_for(scenario: Any, out_dir: Path | None) -> Path:
+    """Where the takes go: --out, else recordings/<scenario id> (a recorded copy records into its
+    original's folder)."""
+    base_id = scenario.id[:-len(COPY_SUFFIX)] if scenario.id.endswith(COPY_SUFFIX) else scenario.id
+    out_dir = Path(out_dir) if out_dir is not None else Path("recordings") / base_id
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a directory; choose another --out")
+    return out_dir
+
+
+def _ask(out: TextIO, stdin: TextIO) -> str:
+    """The trainer's choice for the next line: "record", "skip" or "stop" (also at end of input)."""
+    out.write("  Enter to record, s to skip, q to stop: ")
+    out.flush()
+    answer = stdin.readline()
+    if answer == "" or answer.strip().lower() == "q":
+        return "stop"
+    return "skip" if answer.strip().lower() == "s" else "record"
+
+
+def _take_note(audio: Audio, *, cut: bool, overflowed: bool) -> str:
+    """What the trainer should check about a saved take: cut short, dropped sound, too quiet, clipped."""
+    note = " (cut at --max-line-s)" if cut else ""
+    if overflowed:
+        note += " - the microphone dropped sound during it (a busy computer?): check it"
+    peak = float(np.max(np.abs(audio.samples)))
+    if peak < QUIET_PEAK:
+        note += " - very quiet: speak closer to the microphone"
+    elif np.mean(np.abs(audio.samples) >= 0.999) > CLIPPED_FRACTION:
+        note += " - clipped: speak further from the microphone"
+    return note
+
+
+def _listen(mic: _Microphone, vad: Any, *, max_line_s: float, wait_s: float) -> tuple[Take, bool]:
+    """One take from the microphone, and whether the input overflowed during it."""
+    overflows = mic.stream.status.input_overflows
+    blocks = mic.blocks()
+    try:
+        take = record_take(blocks, max_line_s=max_line_s, wait_s=wait_s, vad=vad)
+    finally:
+        blocks.close()  # stop listening at once
+    return take, mic.stream.status.input_overflows > overflows
+
+
 def record_scenario(scenario_ref: str | Path, *, out_dir: Path | None = None,
                     input_device: int | str | None = None,
                     situations: Sequence[str] | None = None, max_line_s: float = 15.0,
@@ -419,10 +463,7 @@ def record_scenario(scenario_ref: str | Path, *, out_dir: Path | None = None,
     if not lo <= max_line_s <= hi:
         raise InputError(f"--max-line-s: expected {lo:g} to {hi:g} seconds, got {max_line_s:g}")
     todo = _selected(scenario, situations)
-    base_id = scenario.id[:-len(COPY_SUFFIX)] if scenario.id.endswith(COPY_SUFFIX) else scenario.id
-    out_dir = Path(out_dir) if out_dir is not None else Path("recordings") / base_id
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: exists and is not a directory; choose another --out")
+    out_dir = _out_dir_for(scenario, out_dir)
     stdin = sys.stdin if stdin is None else stdin
     interactive = stdin.isatty()
 
@@ -449,22 +490,14 @@ def record_scenario(scenario_ref: str | Path, *, out_dir: Path | None = None,
             say(f"\n[{n}/{len(todo)}] {group} {i + 1}" +
                 (" (already recorded)" if (group, i) in recordings else ""))
             say(f"  \"{text}\"")
-            if interactive:
-                out.write("  Enter to record, s to skip, q to stop: ")
-                out.flush()
-                answer = stdin.readline()
-                if answer == "" or answer.strip().lower() == "q":
-                    break
-                if answer.strip().lower() == "s":
-                    skipped.append(name)
-                    continue
+            choice = _ask(out, stdin) if interactive else "record"
+            if choice == "stop":
+                break
+            if choice == "skip":
+                skipped.append(name)
+                continue
             say("  listening ... speak the line now")
-            overflows = mic.stream.status.input_overflows
-            blocks = mic.blocks()
-            try:
-                take = record_take(blocks, max_line_s=max_line_s, wait_s=wait_s, vad=vad)
-            finally:
-                blocks.close()  # stop listening at once
+            take, overflowed = _listen(mic, vad, max_line_s=max_line_s, wait_s=wait_s)
             if take.audio is None:
                 say(f"  no speech heard in {wait_s:g} s; line skipped")
                 skipped.append(name)
@@ -473,14 +506,7 @@ def record_scenario(scenario_ref: str | Path, *, out_dir: Path | None = None,
             recordings[(group, i)] = name
             recorded.append(name)
             copy = write_recorded_copy(scenario, out_dir, recordings)
-            note = " (cut at --max-line-s)" if take.reason == "max-length" else ""
-            if mic.stream.status.input_overflows > overflows:
-                note += " - the microphone dropped sound during it (a busy computer?): check it"
-            peak = float(np.max(np.abs(take.audio.samples)))
-            if peak < QUIET_PEAK:
-                note += " - very quiet: speak closer to the microphone"
-            elif np.mean(np.abs(take.audio.samples) >= 0.999) > CLIPPED_FRACTION:
-                note += " - clipped: speak further from the microphone"
+            note = _take_note(take.audio, cut=take.reason == "max-length", overflowed=overflowed)
             say(f"  saved {name} ({take.audio.duration_s:.1f} s){note}")
     finally:
         mic.close()

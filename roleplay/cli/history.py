@@ -87,7 +87,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from roleplay.report.html import cmd_report
+    from roleplay.app.report import cmd_report
 
     return cmd_report(args, sys.stdout)
 
@@ -114,28 +114,13 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_progress(args: argparse.Namespace) -> int:
-    from roleplay.core.files import write_atomic
-    from roleplay.history.store import open_history
-    from roleplay.report.progress import ORIGINAL_MODE, print_progress, render_progress_html
+    from roleplay.app.report import cmd_progress
 
-    original = None
-    with open_history(args.db) as h:
-        rows = h.calls(trainee=args.trainee, scenario=args.scenario)
-        if args.scenario:  # a drill made from a real call: compare with that call, whoever took it
-            originals = [r for r in h.calls(scenario=args.scenario) if r.mode == ORIGINAL_MODE]
-            original = originals[-1] if originals else None
-            rows = [r for r in rows if r.mode != ORIGINAL_MODE]
-    print_progress(args.trainee, rows, sys.stdout, scenario=args.scenario, original=original)
-    if args.html:
-        write_atomic(
-            Path(args.html), render_progress_html(args.trainee, rows, scenario=args.scenario, original=original)
-        )
-        print(f"\nPage: {args.html}")
-    return 0
+    return cmd_progress(args, sys.stdout)
 
 
 def _cmd_readiness(args: argparse.Namespace) -> int:
-    from roleplay.report.readiness import cmd_readiness
+    from roleplay.app.report import cmd_readiness
 
     return cmd_readiness(args, sys.stdout)
 
@@ -159,7 +144,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
         h.add_review(call_id, item=args.item, verdict=args.verdict, note=args.note, by=args.by)
     print(f"Review stored: {args.item} = {args.verdict}" + (f" by {args.by}" if args.by else ""))
     if (call_dir / "report.html").is_file():
-        from roleplay.report.html import build_report
+        from roleplay.app.report import build_report
 
         build_report(call_dir, db=args.db)
         print(f"Report updated: {call_dir / 'report.html'}")

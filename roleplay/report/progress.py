@@ -9,6 +9,9 @@ from typing import TextIO
 
 from roleplay.core.advice import ADVICE_IDS
 from roleplay.history.store import KEY_FIGURES, CallRow
+from roleplay.report.html import CSS
+from roleplay.report.svg import sparkline_svg, verdict_strip_svg
+from roleplay.report.text import texts
 
 ITEMS = ("outcome", *(a for a in ADVICE_IDS if a != "debrief"))
 # Figures worth a trend line, with the band that counts as good (None: no band).
@@ -80,9 +83,7 @@ def print_progress(
         if all(v in (None, "not-applicable") for v in [*vs, ov]):
             continue
         last = [v for v in vs if v in ("pass", "fail")][-4:]
-        marks = " ".join(
-            _MARK.get(v, "?") + ("" if item not in r.reviews else "") for v, r in zip(vs, rows, strict=True)
-        )
+        marks = " ".join(_MARK.get(v, "?") for v in vs)
         print(
             f"{item:<18} {f'{_MARK.get(ov, chr(63)):<5} ' if orig else ''}"
             f"{marks:<{max(24, 2 * len(rows))}} {sum(v == 'pass' for v in last)}/{len(last)} passed",
@@ -112,8 +113,6 @@ def render_progress_html(
     trainee: str, rows: Sequence[CallRow], *, scenario: str | None = None, original: CallRow | None = None
 ) -> str:
     """`original`: the real call the scenario was made from, in its own column (see print_progress)."""
-    from roleplay.report.html import _CSS, sparkline_svg, texts, verdict_strip_svg
-
     language = language_of([*rows, *([original] if original is not None else [])])
     t = texts(language)
     p, items_t, fig_t = t["progress"], t["items"], t["figures"]
@@ -172,5 +171,5 @@ def render_progress_html(
         )
     return f"""<!doctype html>
 <html lang="{e(language)}"><head><meta charset="utf-8"><title>{e(p["title"])}: {e(trainee)}</title>
-<style>{_CSS}</style></head><body><h1>{e(p["title"])}: {e(trainee)}</h1>{body}</body></html>
+<style>{CSS}</style></head><body><h1>{e(p["title"])}: {e(trainee)}</h1>{body}</body></html>
 """

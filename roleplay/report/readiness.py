@@ -15,6 +15,9 @@ import yaml
 from roleplay.core.advice import ADVICE_IDS
 from roleplay.core.errors import InputError
 from roleplay.history.store import INTENSITY_ORDER, CallRow
+from roleplay.report.html import CSS
+from roleplay.report.svg import sparkline_svg, verdict_strip_svg
+from roleplay.report.text import texts
 
 DEFAULT_RULES = Path(__file__).with_name("readiness_rules.yaml")
 EXTRA_ITEMS = ("outcome",)
@@ -242,8 +245,6 @@ def render_readiness_html(
 ) -> str:
     """The group overview (trainees as rows, items as columns, small trend plots) and, below it, the
     evidence per trainee. Self-contained like the call report."""
-    from roleplay.report.html import _CSS, sparkline_svg, texts, verdict_strip_svg
-
     t = texts(rules.language)
     rt, items_t = t["readiness"], t["items"]
     e = html.escape
@@ -304,7 +305,7 @@ def render_readiness_html(
     when = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html>
 <html lang="{e(rules.language)}"><head><meta charset="utf-8"><title>{e(title or rt["title"])}</title>
-<style>{_CSS} tr.ready th{{color:#2a7d45}} tr.not-ready th{{color:#b52b27}}
+<style>{CSS} tr.ready th{{color:#2a7d45}} tr.not-ready th{{color:#b52b27}}
 td svg{{vertical-align:middle}}</style></head><body>
 <h1>{e(title or rt["title"])}</h1><p>{e(rules.name)} · {e(when)}</p>
 <section id="overview"><table id="readiness-table">
@@ -315,44 +316,5 @@ td svg{{vertical-align:middle}}</style></head><body>
 """
 
 
-def cmd_readiness(args: Any, out: TextIO) -> int:
-    from roleplay.core.files import write_atomic
-    from roleplay.history.store import open_history
-
-    rules = load_rules(args.rules)
-    with open_history(args.db) as h:
-        if args.group:
-            trainees = h.group(args.group)
-            if not trainees:
-                raise InputError(
-                    f"group {args.group!r} has no members; add them with `roleplay group {args.group} NAME ...`"
-                )
-        elif args.trainee:
-            known = h.trainees()
-            if args.trainee not in known:  # a typo must not read as "not ready"
-                listed = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-                raise InputError(f"no calls recorded for trainee {args.trainee!r}"
-                                 + (f"; trainees with calls: {listed}" if known else ""))
-            trainees = [args.trainee]
-        else:
-            trainees = h.trainees()
-        rows = h.calls(trainees=trainees)
-    if not trainees:
-        print("No calls recorded yet.", file=out)
-        return 0
-    results = [evaluate(name, rows, rules) for name in trainees]
-    for res in results:
-        print_readiness(res, out)
-    if args.html:
-        title = None
-        if args.group:
-            title = f"{texts_title(rules)} · {args.group}"
-        write_atomic(Path(args.html), render_readiness_html(results, rows, rules, title=title))
-        print(f"\nPage: {args.html}", file=out)
-    return 0 if all(r.ready for r in results) or not args.exit_code else 1
-
-
 def texts_title(rules: Rules) -> str:
-    from roleplay.report.html import texts
-
     return texts(rules.language)["readiness"]["title"]
