@@ -277,7 +277,7 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     if args.scenarios_command == "show":
         return scenario.cmd_scenarios_show(args.scenario, sys.stdout)
     if args.scenarios_command in ("from-recording", "new"):
-        from roleplay.caller import incident  # drafts after a real incident
+        from roleplay.app import incident  # drafts after a real incident
 
         if args.scenarios_command == "new":
             return incident.cmd_new(args, sys.stdout)
