@@ -298,6 +298,7 @@ def signal_strategy(speech_samples):
     return signals(speech_samples)
 
 
+@pytest.mark.slow
 @fuzz(100)
 @given(data=st.data())
 def test_analysis_of_random_short_signals(signal_strategy, data):

@@ -540,6 +540,7 @@ _BASE = base_data()
 _BASE_PATHS = _paths(_BASE)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(where=st.sampled_from(_BASE_PATHS), value=_values)
 def test_fuzz_one_field_of_a_valid_scenario(where: tuple, value: object) -> None:
