@@ -23,7 +23,8 @@ from roleplay.caller.simtrainee import (
     load_trainee_lines,
 )
 from roleplay.recording.calldir import load_call
-from roleplay.session.demo import DemoResult, free_directory, observe, run_demo
+from roleplay.app.demo import DemoResult, free_directory, run_demo
+from roleplay.session.caller_session import observe
 from roleplay.speech import prosody
 from roleplay.speech.syllables import count_syllables
 

@@ -21,7 +21,8 @@ from roleplay.analysis.phrases import normalise
 from roleplay.audio.virtual import virtual_devices
 from roleplay.bench.live import ScriptedTrainee, espeak, prepare_trainee
 from roleplay.recording.calldir import load_call
-from roleplay.session.live import DrillSettings, delay_summary, run_drill
+from roleplay.app.drill import drill_and_analyse
+from roleplay.session.live import DrillSettings, delay_summary
 
 pytestmark = pytest.mark.model
 RATE_HZ = 16_000
@@ -64,9 +65,10 @@ def call(vd, xdg, transcriber, tmp_path_factory):
         # a laptop without a headset: the caller's voice leaks into the microphone, 12 dB down
         with vd.loopback(gain_db=-12.0):
             terminal = _Terminal()
-            result = run_drill(scenario_id=SCENARIO, trainee="tester", out_dir=out,
-                               transcriber=transcriber, on_ready=trainee.on_ready,
-                               settings=DrillSettings(max_caller_lines=5, seed=3), status_out=terminal)
+            result = drill_and_analyse(scenario_id=SCENARIO, trainee="tester", out_dir=out,
+                                       transcriber=transcriber, on_ready=trainee.on_ready,
+                                       settings=DrillSettings(max_caller_lines=5, seed=3),
+                                       status_out=terminal).call
         trainee.stop()
         print(f"drill took {time.monotonic() - began:.1f} s; lag {result.lag}; "
               f"delays {delay_summary(result.reply_delays)}")
@@ -280,9 +282,9 @@ def test_device_vanishing_mid_call_keeps_the_recording(xdg, transcriber, tmp_pat
             trainee.on_ready()
             threading.Timer(9.0, second.stop).start()
 
-        result = run_drill(scenario_id=SCENARIO, trainee="tester", out_dir=out,
-                           transcriber=transcriber, on_ready=ready,
-                           settings=DrillSettings(seed=3))
+        result = drill_and_analyse(scenario_id=SCENARIO, trainee="tester", out_dir=out,
+                                   transcriber=transcriber, on_ready=ready,
+                                   settings=DrillSettings(seed=3)).call
     assert result.cut_off and "audio device stopped" in result.message
     rec = load_call(out)
     assert rec.cut_off and rec.meta["status"] == "aborted"

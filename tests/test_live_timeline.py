@@ -1,11 +1,11 @@
-"""The live call's timeline (roleplay.session.live._Timeline) without devices: the microphone mapped onto
+"""The live call's timeline (roleplay.session.live.LiveTimeline) without devices: the microphone mapped onto
 the caller's timeline, and kept there when the output shifts mid-call."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from roleplay.session.live import _Timeline
+from roleplay.session.live import LiveTimeline
 
 
 class _Writer:
@@ -18,7 +18,7 @@ class _Writer:
         self.trainee.append(trainee.copy())
 
 
-def _feed(tl: _Timeline, mic: np.ndarray, start: int, stop: int, block: int = 256) -> None:
+def _feed(tl: LiveTimeline, mic: np.ndarray, start: int, stop: int, block: int = 256) -> None:
     for a in range(start, stop, block):
         tl.add_mic(mic[a : a + block], a)
         tl.flush()
@@ -27,7 +27,7 @@ def _feed(tl: _Timeline, mic: np.ndarray, start: int, stop: int, block: int = 25
 def test_microphone_is_mapped_by_the_lag_and_written_once() -> None:
     mic = np.arange(10_000, dtype=np.float32)
     writer = _Writer()
-    tl = _Timeline(writer, origin=1000, lag=300)
+    tl = LiveTimeline(writer, origin=1000, lag=300)
     _feed(tl, mic, 0, 6144)
     track = np.concatenate(writer.trainee)
     # trainee sample j = microphone sample origin + lag + j
@@ -38,7 +38,7 @@ def test_microphone_is_mapped_by_the_lag_and_written_once() -> None:
 def test_a_later_output_drops_that_much_microphone_and_keeps_the_track_continuous() -> None:
     mic = np.arange(20_000, dtype=np.float32)
     writer = _Writer()
-    tl = _Timeline(writer, origin=0, lag=100)
+    tl = LiveTimeline(writer, origin=0, lag=100)
     _feed(tl, mic, 0, 4096)
     before = tl.trainee_len
     tl.shift(80)  # the loudspeaker now sounds 80 samples later
@@ -55,7 +55,7 @@ def test_a_later_output_drops_that_much_microphone_and_keeps_the_track_continuou
 def test_an_earlier_output_leaves_a_silent_gap() -> None:
     mic = np.arange(1, 20_001, dtype=np.float32)
     writer = _Writer()
-    tl = _Timeline(writer, origin=0, lag=100)
+    tl = LiveTimeline(writer, origin=0, lag=100)
     _feed(tl, mic, 0, 4096)
     before = tl.trainee_len
     tl.shift(-64)

@@ -145,7 +145,7 @@ def run_latency_bench(model: str | None, *, caller_lines: int = 7) -> int:
     with virtual_devices() as vd:
         trainee = ScriptedTrainee(vd, work / "call")
         result = run_drill(scenario_id=BENCH_SCENARIO, trainee="bench", out_dir=work / "call",
-                           transcriber=transcriber, on_ready=trainee.on_ready, analyse=False,
+                           transcriber=transcriber, on_ready=trainee.on_ready,
                            settings=DrillSettings(max_caller_lines=caller_lines, seed=1))
         trainee.stop()
     s = delay_summary(result.reply_delays)

@@ -231,23 +231,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from roleplay.session.demo import cmd_demo
+    from roleplay.app.demo import cmd_demo
 
     return cmd_demo(args)
 
 
 def _cmd_drill(args: argparse.Namespace) -> int:
-    from roleplay.session.live import cmd_drill
+    from roleplay.app.drill import cmd_drill
 
     return cmd_drill(args)
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
     from roleplay.audio.devices import cmd_devices
-    from roleplay.session.live import _device
+    from roleplay.app.drill import device_spec
 
-    return cmd_devices(test=args.test, input_device=_device(args.input_device),
-                       output_device=_device(args.output_device), out=sys.stdout)
+    return cmd_devices(test=args.test, input_device=device_spec(args.input_device),
+                       output_device=device_spec(args.output_device), out=sys.stdout)
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""`roleplay drill`: a live call over a real microphone and speaker.
+"""`roleplay drill`'s call: a live call over a real microphone and speaker.
 
 One `DuplexStream` runs for the whole call. At the start a chirp measures the output-to-input lag
 (and the echo gain), and from then on both tracks share one call timeline:
@@ -9,12 +9,12 @@ One `DuplexStream` runs for the whole call. At the start a chirp measures the ou
 where `lag` follows the echo of each caller line: an output underflow under CPU load delays all
 later output, and the trainee track is then mapped that much earlier (`echo-offset` events).
 
-The main loop reads microphone blocks, writes both tracks to the call directory as they come
+`Drill` reads microphone blocks, writes both tracks to the call directory as they come
 (`CallWriter`), gates the caller's echo out of the microphone (`EchoGate`), runs the streaming
 Silero VAD frame by frame (`StreamingVad`) and feeds the turn-taking state machine
-(`TurnTaker`). Its events drive the caller through the same per-turn path as `roleplay demo`:
-the trainee's turn -> `analysis.analyse_turn` -> `demo.observe` -> `scenario.react` ->
-`scenario.next_line` -> synthesis -> playback.
+(`TurnTaker`). Its events drive the same `CallerSession` as `roleplay demo`: the trainee's turn ->
+`adapters.TurnListener` -> `CallerSession.on_trainee_turn` -> synthesis -> playback. Analysing the
+call afterwards is the app layer's business (`roleplay.app.drill`).
 
 For every answered trainee turn the reply delay (end of the trainee's speech to the first sample
 of the caller's reply, both on the call timeline) is logged with its parts as a `reply-delay`
@@ -24,25 +24,30 @@ that frame), recognition, decision, synthesis and audio output.
 
 from __future__ import annotations
 
-import json
+import contextlib
+import dataclasses
 import os
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
+from roleplay.analysis.pipeline import Turn
 from roleplay.audio.clip import Audio, amplitude_to_db, load_audio, save_wav
 from roleplay.audio.devices import DeviceSpec, DuplexStream, LagMeasurement, measure_lag
 from roleplay.audio.echo import EchoGate
-from roleplay.core.constants import RATE_HZ  # noqa: E402
+from roleplay.caller.scenario import CallerLine
+from roleplay.core.constants import RATE_HZ
 from roleplay.core.errors import InputError, RoleplayError
 from roleplay.core.paths import make_private_dir, user_data_dir
+from roleplay.session.adapters import TurnAnalyser, TurnListener, caller_line_audio
+from roleplay.session.caller_session import CallerSession, CallEvent
 from roleplay.session.turntaking import TurnEvent, TurnSettings, TurnTaker
 from roleplay.speech.streamvad import StreamingVad
 
@@ -52,6 +57,8 @@ CALIBRATION_MAX_S = 25.0
 LAG_MIN_CONFIDENCE = 0.5
 STATUS_EVERY_S = 0.25
 TURN_PAD_S = 0.15  # audio kept around a trainee turn for its analysis
+ECHO_CHECK_S = 0.8  # of each caller line, compared with the microphone to find its echo
+ECHO_SEARCH_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,10 @@ class ReplyDelay:
 
 @dataclass(frozen=True)
 class DrillResult:
+    """The live call as written to `directory` (not yet analysed)."""
+
     directory: Path
+    language: str
     outcome: str
     cut_off: bool
     lag: LagMeasurement
@@ -88,7 +98,6 @@ class DrillResult:
     interruptions: tuple[float, ...]  # start_s of each interruption seen live
     caller_lines: int
     anger_end: float
-    report_path: Path | None
     message: str = ""
 
 
@@ -142,10 +151,10 @@ def _ring(rate_hz: int) -> Audio:
     return Audio(np.concatenate(parts), rate_hz)
 
 
-class _Timeline:
+class LiveTimeline:
     """Both tracks on the call timeline, appended to the call directory as the microphone runs."""
 
-    def __init__(self, writer, *, origin: int, lag: int) -> None:
+    def __init__(self, writer: Any, *, origin: int, lag: int) -> None:
         self.writer = writer
         self.origin = origin  # stream sample of call time 0
         self.lag = lag
@@ -237,33 +246,6 @@ class _Resumed:
         return known + (self.inner.transcribe(audio, later, language=language) if later else ())
 
 
-class _Speaker:
-    """Caller lines to audio, cached: the opening is made before the phone rings."""
-
-    def __init__(self, voice: Any, cache_dir: Path | None) -> None:
-        self.voice = voice
-        self.cache_dir = cache_dir
-        self._made: dict[tuple[str, float], Audio] = {}
-        self._lock = threading.Lock()
-
-    def audio(self, line: Any, anger: float) -> tuple[Audio, float]:
-        """The line's audio and the seconds spent making it now (0 if made ahead)."""
-        key = (line.text, round(anger, 1))
-        with self._lock:
-            if key in self._made:
-                return self._made[key], 0.0
-        began = time.monotonic()
-        from roleplay.session.demo import _caller_speech
-
-        audio = _caller_speech(line, self.voice, round(anger, 1), self.cache_dir)
-        with self._lock:
-            self._made[key] = audio
-        return audio, time.monotonic() - began
-
-    def ahead(self, line: Any, anger: float) -> None:
-        threading.Thread(target=self.audio, args=(line, anger), daemon=True).start()
-
-
 def record_calibration(stream: DuplexStream, *, sentence: str, status: _Status,
                        settings: TurnSettings | None = None) -> Audio:
     """Ask the trainee to read `sentence`; record from their first word until a pause ends it."""
@@ -293,6 +275,414 @@ def record_calibration(stream: DuplexStream, *, sentence: str, status: _Status,
                         "microphone (`roleplay devices --test`)")
 
 
+class _Speaker:
+    """Caller lines to audio, cached: the opening is made before the phone rings."""
+
+    def __init__(self, voice: Any, cache_dir: Path | None) -> None:
+        self.voice = voice
+        self.cache_dir = cache_dir
+        self._made: dict[tuple[str, float], Audio] = {}
+        self._lock = threading.Lock()
+
+    def audio(self, line: CallerLine, anger: float) -> tuple[Audio, float]:
+        """The line's audio and the seconds spent making it now (0 if made ahead)."""
+        key = (line.text, round(anger, 1))
+        with self._lock:
+            if key in self._made:
+                return self._made[key], 0.0
+        began = time.monotonic()
+        audio = caller_line_audio(line, self.voice, round(anger, 1), self.cache_dir)
+        with self._lock:
+            self._made[key] = audio
+        return audio, time.monotonic() - began
+
+    def prosody(self, anger: float) -> tuple[float, float]:
+        """The voice's rate (words per minute) and volume at this anger, for the event."""
+        p = self.voice.prosody_at(anger)
+        return p.rate_wpm, p.volume
+
+
+@dataclass
+class _PlayingLine:
+    """The caller line playing (or last played)."""
+
+    handle: Any  # the stream's PlaybackHandle
+    start: int  # call-timeline sample of its first sample
+    start_s: float
+    end_s: float  # cut short when the caller stops
+    echo_checked: bool = False
+
+
+@dataclass(frozen=True)
+class _TurnTiming:
+    """When the caller's reply to a trainee turn was decided: the parts of its reply delay."""
+
+    speech_end_s: float
+    decided_s: float  # the turn-taking event's time
+    seen_s: float  # when the loop saw it (output position)
+    recognition_s: float
+    decision_s: float
+    recognised: str
+
+
+class _EarlyRecognition:
+    """Recognition of a turn started in a pause (TURN_PAD_S into the silence), in one worker
+    thread; if the pause becomes the end of the turn, its result is used."""
+
+    def __init__(self, recognise: Callable[[tuple[float, float], Any], tuple[Turn | None, str]]
+                 ) -> None:
+        self.recognise = recognise
+        self.span: tuple[float, float] | None = None
+        self.future: Future[tuple[Turn | None, str]] | None = None
+        self._worker: ThreadPoolExecutor | None = None
+
+    def start(self, span: tuple[float, float]) -> None:
+        if self.span == span:
+            return
+        before = None
+        if self.future is not None:
+            self.future.cancel()  # an older pause's, if it has not started yet
+            before = (self.span, self.future)
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roleplay-asr")
+        self.span, self.future = span, self._worker.submit(self.recognise, span, before)
+
+    def take(self, span: tuple[float, float]) -> tuple[Turn | None, str] | None:
+        """The early result if it was for `span`; either way the job is forgotten."""
+        result = self.future.result() if self.span == span and self.future is not None else None
+        self.span, self.future = None, None
+        return result
+
+    def shutdown(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=False, cancel_futures=True)
+
+
+class Drill:
+    """The caller session driven by the live stream, from the ring to the tail after the last
+    line. Device setup and analysis are outside (`run_drill`, `roleplay.app.drill`), so tests
+    can drive it with a fake stream and feed it turn events (`on_turn_event`)."""
+
+    def __init__(self, *, session: CallerSession, stream: Any, writer: Any, speaker: Any,
+                 listen: TurnAnalyser, live_transcriber: Any, vad: StreamingVad,
+                 settings: DrillSettings, status: _Status, origin: int, lag: LagMeasurement,
+                 on_ready: Callable[[], None] | None = None,
+                 hang_up: threading.Event | None = None) -> None:
+        self.session = session
+        self.stream = stream
+        self.writer = writer
+        self.speaker = speaker  # `_Speaker`: audio(line, anger), prosody(anger)
+        self.listen = listen
+        self.live_transcriber = live_transcriber  # what `listen` uses; wrapped for a resumed turn
+        self.vad = vad
+        self.settings = settings
+        self.status = status
+        self.on_ready = on_ready
+        self.hang_up = hang_up
+        self.timeline = LiveTimeline(writer, origin=origin, lag=lag.lag_samples)
+        self.gate = EchoGate(lag_samples=0, gain=lag.gain, rate_hz=RATE_HZ)
+        self.taker = TurnTaker(settings.turn)
+        self.taker.caller_end_s = None  # the caller has not spoken: no no-answer until it has
+        self.early = _EarlyRecognition(self._recognise_early)
+        self.current: _PlayingLine | None = None
+        self.ending_handle: Any = None  # the caller's last line: the call ends after it
+        self.answered_at_s: float | None = None  # the trainee's first speech
+        self.delays: list[ReplyDelay] = []
+        self.interruptions: list[float] = []
+        self.ready_sent = False
+        self.restarts = stream.restarts
+        self.frame_pos = 0  # trainee-track sample of the next VAD frame
+        self.level_db = -120.0
+        self.debug: list[tuple[float, ...]] | None = (
+            [] if os.environ.get("ROLEPLAY_LIVE_DEBUG") else None)
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> None:
+        """Read the microphone until the call is over (an error or Ctrl-C propagates)."""
+        try:
+            while True:
+                block = self.stream.read_input(timeout_s=1.0)
+                if block is None:
+                    raise RoleplayError("the microphone delivered no audio for 1 s")
+                t_call_s = self._on_block(block)
+                if self._over(t_call_s):
+                    break
+        finally:
+            self.early.shutdown()
+        if self.debug is not None:
+            np.save(Path(self.writer.directory) / "frames-debug.npy", np.array(self.debug))
+
+    def finish(self) -> str:
+        """Write the rest of the call and close it; its outcome."""
+        self.timeline.flush()
+        outcome = self.session.outcome
+        assert outcome is not None
+        self._write(self.session.call_end_event(t_s=self.timeline.trainee_len / RATE_HZ))
+        self.writer.update_meta(stream_status=dict(self.stream.status.__dict__),
+                                anger_peak=self.session.state.peak_anger,
+                                anger_end=self.session.anger,
+                                caller_lines=self.session.caller_lines,
+                                reply_delays_s=[d.total_s for d in self.delays])
+        self.writer.close(outcome=outcome)
+        return outcome
+
+    def _on_block(self, block: np.ndarray) -> float:
+        """One microphone block: onto the timeline, through VAD and turn-taking; the call time."""
+        tl, stream = self.timeline, self.stream
+        mic_end = stream.input_position_samples
+        if stream.restarts > self.restarts:
+            self.restarts = stream.restarts
+            self.writer.event("audio-restart", t_s=round(tl.trainee_len / RATE_HZ, 3),
+                              restarts=self.restarts)
+            self.status.say("  the audio device stopped and was opened again; the call goes on")
+        tl.add_mic(block, mic_end - len(block))
+        tl.flush()
+        if not self.ready_sent and stream.output_position_samples >= tl.origin:
+            self.ready_sent = True
+            if self.on_ready is not None:
+                self.on_ready()
+        self.level_db = amplitude_to_db(float(np.sqrt(np.mean(block.astype(np.float64) ** 2))))
+        self._run_vad()
+        self._recognise_in_pause()
+        if self.current is not None and self.gate.active and not self.current.echo_checked:
+            self._track_echo(self.current)
+        t_call_s = tl.trainee_len / RATE_HZ
+        who = ("caller speaking" if self.current is not None and not self.current.handle.done
+               else "trainee speaking" if self.taker.trainee_speaking else "listening")
+        self.status.show(t_s=t_call_s, who=who, level_dbfs=self.level_db, anger=self.session.anger)
+        self._on_clock(t_call_s)
+        return t_call_s
+
+    def _run_vad(self) -> None:
+        """VAD frames on the trainee track (the caller's echo gated out), into turn-taking."""
+        tl, vad = self.timeline, self.vad
+        while self.frame_pos + vad.frame_samples <= tl.trainee_len:
+            a, b = self.frame_pos, self.frame_pos + vad.frame_samples
+            self.frame_pos = b
+            clean = self.gate.clean(tl.trainee[a:b], tl.caller, a)
+            prob = vad.frame(clean)
+            playing = tl.caller_audible(a, b)
+            if self.debug is not None:
+                self.debug.append((a / RATE_HZ, prob, float(not clean.any()), float(playing),
+                                   self.gate.predicted_echo_rms(tl.caller, a, b), self._now_s()))
+            for ev in self.taker.step(a / RATE_HZ, prob, caller_playing=playing):
+                if self.session.outcome is None:
+                    self.on_turn_event(ev)
+
+    def _on_clock(self, t_call_s: float) -> None:
+        """What the call time alone decides: the caller opens unasked, Enter hangs up, time's up."""
+        session = self.session
+        if (not session.greeted and self.answered_at_s is None
+                and t_call_s >= self.settings.answer_timeout_s):
+            # nobody picked up in words: the caller starts anyway
+            self._speak(session.open(), reason="no-greeting", timing=None)
+        if session.outcome is None and self.hang_up is not None and self.hang_up.is_set():
+            self.ending_handle = None
+            if self.current is not None and not self.current.handle.done:
+                self._stop_caller()
+            self._write(session.on_hang_up(t_s=t_call_s))
+            self.status.say(f"  trainee hangs up at {t_call_s:.1f} s")
+        session.on_time(t_s=t_call_s)
+
+    def _over(self, t_call_s: float) -> bool:
+        """The call has an outcome, its last line has played, and the tail is recorded."""
+        if self.session.outcome is None:
+            return False
+        if self.ending_handle is not None and not self.ending_handle.done:
+            return False
+        last_end_s = self.current.end_s if self.current is not None else 0.0
+        return t_call_s >= max(last_end_s, 0.0) + TAIL_S
+
+    # ------------------------------------------------------------------ turn events
+
+    def on_turn_event(self, ev: TurnEvent) -> None:
+        """One event of the turn-taking state machine."""
+        if ev.kind == "interruption" and self.current is not None:
+            self._interrupted(ev)
+        elif ev.kind == "backchannel":
+            self.writer.event("backchannel", t_s=round(ev.start_s or 0.0, 3),
+                              end_s=round(ev.end_s or 0.0, 3))
+        elif ev.kind == "trainee-start":
+            if self.answered_at_s is None:
+                self.answered_at_s = ev.start_s
+        elif ev.kind in ("end-of-turn", "barge-in", "no-answer"):
+            if ev.kind == "barge-in":
+                self._write(self.session.barge_in_event(
+                    t_s=ev.t_s, trainee_speaking_s=ev.t_s - (ev.start_s or 0)))
+            self._answer(ev)
+
+    def _interrupted(self, ev: TurnEvent) -> None:
+        assert self.current is not None and ev.start_s is not None
+        self.interruptions.append(ev.start_s)
+        it = self.session.on_interruption(start_s=ev.start_s, decided_s=ev.t_s)
+        self._write(it.event)
+        self.status.say(f"  trainee interrupts at {ev.start_s:.1f} s: caller "
+                        f"{'stops' if it.yields else 'talks on'}")
+        if it.yields and not self.current.handle.done:
+            self._stop_caller()
+
+    def _stop_caller(self) -> None:
+        """Stop the caller's line now; the caller track keeps only what was played."""
+        assert self.current is not None
+        self.stream.stop_playback()
+        cut = self.current.handle.played_until_sample - self.timeline.origin
+        self.timeline.cut_caller(cut)
+        self.current.end_s = cut / RATE_HZ
+        self._write(self.session.on_caller_cut(at_s=cut / RATE_HZ))
+
+    def _answer(self, ev: TurnEvent) -> None:
+        """The trainee's turn is over (or barged into): analyse, react, reply."""
+        seen_s = self._now_s()
+        began = time.monotonic()
+        turn, recognised, speech_end_s = self._recognise(ev)
+        recognition_s = time.monotonic() - began
+        began = time.monotonic()
+        heard = turn.text if turn else ""
+        if not self.session.greeted:
+            start_s = ev.start_s or 0.0
+            decision = self.session.on_greeting(start_s=start_s, end_s=speech_end_s, heard=heard)
+            self.status.say(f"  trainee  {start_s:6.1f} s  {heard}")
+        else:
+            start_s = ev.start_s or speech_end_s
+            decision = self.session.on_trainee_turn(turn, start_s=start_s, end_s=speech_end_s,
+                                                    decided_by=ev.kind)
+            self.status.say(f"  trainee  {start_s:6.1f} s  {heard or '(silence)'}  -> "
+                            f"{list(decision.behaviours)}")
+        self._write(*decision.events)
+        if decision.line is None:
+            return
+        timing = _TurnTiming(speech_end_s=speech_end_s, decided_s=ev.t_s, seen_s=seen_s,
+                             recognition_s=recognition_s, decision_s=time.monotonic() - began,
+                             recognised=recognised)
+        self.taker.barge_in_after_s = self.session.barge_in_after_s
+        self._speak(decision.line, reason=ev.kind, timing=timing)
+
+    def _speak(self, line: CallerLine, *, reason: str, timing: _TurnTiming | None) -> None:
+        anger = self.session.anger
+        synth_began = time.monotonic()
+        audio, made_s = self.speaker.audio(line, anger)
+        synthesis_s = time.monotonic() - synth_began
+        at_play_s = self._now_s()
+        handle = self.stream.play(audio)
+        start = handle.start_sample - self.timeline.origin
+        self.timeline.add_caller(audio.samples, start)
+        self.taker.caller_took_turn()
+        start_s = start / RATE_HZ
+        self.current = _PlayingLine(handle, start, start_s, start_s + audio.duration_s)
+        rate_wpm, volume = self.speaker.prosody(anger)
+        spoken = self.session.on_line_spoken(line, start_s=start_s, end_s=self.current.end_s,
+                                             rate_wpm=rate_wpm, volume=volume, reason=reason)
+        self._write(spoken.event)
+        self.status.say(f"  caller   {start_s:6.1f} s  [{anger:4.1f}] {line.text}")
+        if timing is not None:
+            self._log_delay(timing, start_s=start_s, synthesis_s=synthesis_s,
+                            at_play_s=at_play_s, made_ahead=made_s == 0.0)
+        if spoken.outcome is not None:
+            self.ending_handle = handle
+
+    def _log_delay(self, t: _TurnTiming, *, start_s: float, synthesis_s: float, at_play_s: float,
+                   made_ahead: bool) -> None:
+        d = ReplyDelay(
+            turn=len(self.delays) + 1,
+            total_s=round(start_s - t.speech_end_s, 3),
+            silence_wait_s=round(t.decided_s - t.speech_end_s, 3),
+            input_s=round(t.seen_s - t.decided_s, 3),
+            recognition_s=round(t.recognition_s, 3),
+            decision_s=round(t.decision_s, 3),
+            recognised=t.recognised,
+            synthesis_s=round(synthesis_s, 3),
+            output_s=round(start_s - at_play_s, 3),
+        )
+        self.delays.append(d)
+        self.writer.event("reply-delay", t_s=round(start_s, 3), **dataclasses.asdict(d),
+                          made_ahead=made_ahead)
+
+    # ------------------------------------------------------------------ recognition
+
+    def _recognise(self, ev: TurnEvent) -> tuple[Turn | None, str, float]:
+        """The turn's analysis, how it was recognised, and the end of its speech."""
+        if ev.kind == "no-answer":
+            return None, "whole", ev.start_s or 0.0
+        assert ev.start_s is not None
+        end_s = ev.end_s if ev.end_s is not None else ev.t_s
+        early = self.early.take((ev.start_s, end_s))  # started while the trainee paused
+        if early is not None:
+            return early[0], early[1], end_s
+        return self._analyse_span(ev.start_s, end_s), "whole", end_s
+
+    def _analyse_span(self, start_s: float, end_s: float, transcriber: Any = None) -> Turn | None:
+        a = max(0.0, start_s - TURN_PAD_S)
+        return self.listen(self.timeline.trainee_audio(a, end_s + TURN_PAD_S), offset_s=a,
+                           transcriber=transcriber)
+
+    def _recognise_in_pause(self) -> None:
+        """Start recognising the turn so far once the trainee has paused TURN_PAD_S."""
+        taker = self.taker
+        if (self.session.outcome is None and taker.turn_start_s is not None
+                and not taker.trainee_speaking and taker.last_speech_end_s is not None
+                and self.frame_pos / RATE_HZ >= taker.last_speech_end_s + TURN_PAD_S
+                and taker.last_speech_end_s > taker.turn_start_s):
+            self.early.start((taker.turn_start_s, taker.last_speech_end_s))
+
+    def _recognise_early(self, span: tuple[float, float],
+                         before: tuple[tuple[float, float], Future[Any]] | None
+                         ) -> tuple[Turn | None, str]:
+        """The turn so far, recognised in a pause (in the worker). If the trainee went on after
+        an earlier pause whose recognition ran, its words are kept and only the rest decoded:
+        the worker runs one job at a time, so that one has finished by now."""
+        if before is not None and before[0][0] == span[0] and not before[1].cancelled():
+            earlier = before[1].result()[0]
+            # cut in that pause: it was at least TURN_PAD_S long
+            resumed = _Resumed(self.live_transcriber, earlier,
+                               offset_s=max(0.0, span[0] - TURN_PAD_S),
+                               upto_s=before[0][1] + TURN_PAD_S / 2)
+            turn = self._analyse_span(*span, resumed)
+            return turn, "early-rest" if resumed.reused else "early"
+        return self._analyse_span(*span), "early"
+
+    # ------------------------------------------------------------------ helpers
+
+    def _now_s(self) -> float:
+        return (self.stream.output_position_samples - self.timeline.origin) / RATE_HZ
+
+    def _write(self, *events: CallEvent) -> None:
+        for e in events:
+            self.writer.event(e.type, **e.fields)
+
+    def _track_echo(self, current: _PlayingLine) -> None:
+        """Find where the echo of the caller line actually sits in the trainee track; if it moved
+        (an output underflow shifts the output against the input mid-call, 60-140 ms seen under
+        load), shift the trainee track's mapping by as much, which keeps the echo gate aligned
+        too. The part of this line already mapped (its first ECHO_CHECK_S + ECHO_SEARCH_S) keeps
+        the old one."""
+        from scipy.signal import correlate
+
+        tl = self.timeline
+        s0, n, w = current.start, int(ECHO_CHECK_S * RATE_HZ), int(ECHO_SEARCH_S * RATE_HZ)
+        if tl.trainee_len < s0 + n + w:
+            return
+        current.echo_checked = True
+        if current.handle.played_until_sample - tl.origin < s0 + n:
+            return  # cut short: not enough of the line was played
+        ref = tl.caller[s0 : s0 + n].astype(np.float64)
+        lo = max(0, s0 - w)
+        seg = tl.trainee[lo : s0 + n + w].astype(np.float64)
+        if not ref.any() or not seg.any():
+            return
+        scores = correlate(seg, ref, mode="valid")
+        k = int(np.argmax(np.abs(scores)))
+        heard = seg[k : k + n]
+        norm = float(np.linalg.norm(heard) * np.linalg.norm(ref) or 1.0)
+        confidence = abs(float(scores[k])) / norm
+        offset = lo + k - s0
+        if confidence >= 0.5 and abs(offset) > int(0.005 * RATE_HZ):
+            tl.shift(offset)
+            self.writer.event("echo-offset", t_s=round(s0 / RATE_HZ, 3),
+                              offset_ms=round(offset / 16, 1), confidence=round(confidence, 3),
+                              shifted_from_s=round(tl.trainee_len / RATE_HZ, 3))
+
+
 def run_drill(
     *,
     scenario_id: str,
@@ -305,41 +695,85 @@ def run_drill(
     status_out: TextIO | None = None,
     cache_dir: Path | None = None,
     on_ready: Callable[[], None] | None = None,
-    analyse: bool = True,
     hang_up: threading.Event | None = None,
 ) -> DrillResult:
-    """Run one live call into `out_dir`; write it as it happens; analyse it at the end.
+    """Run one live call into `out_dir`, written as it happens (analysing it: `roleplay.app.drill`).
 
     `on_ready` is called once the call timeline starts (right after the ring): a scripted
     trainee starts its clock there. `hang_up` set (the trainee pressed Enter) ends the call at
     once as ended by the trainee; whether that was announced is the assessment's business.
-    KeyboardInterrupt and a lost device end the call cut off: the recording is kept and analysed
-    as far as it got.
+    KeyboardInterrupt and a lost device end the call cut off: the recording is kept.
     """
-    from roleplay.analysis.pipeline import analyse_turn, calibration_baseline
-    from roleplay.caller.scenario import initial_state, load_scenario, next_line, outcome, react
-    from roleplay.caller.simtrainee import load_trainee_lines
+    from roleplay.caller.scenario import load_scenario
     from roleplay.recording.calldir import CallWriter
-    from roleplay.session.demo import observe
     from roleplay.speech.voice import load_voice
 
     status = _Status(status_out)
-    live_asr = _live_transcriber(transcriber)
     scenario = load_scenario(scenario_id)
-    language = scenario.language
     voice = load_voice(scenario.caller_voice)
     speaker = _Speaker(voice, cache_dir)
-    rng = random.Random(settings.seed if settings.seed is not None else scenario.seed)
-    state = initial_state(scenario)
+    session = CallerSession(scenario, max_caller_lines=settings.max_caller_lines, rng=random.Random(
+        settings.seed if settings.seed is not None else scenario.seed))
     cal_path = calibration_path(trainee)
-    tl_settings = settings.turn
+    stream = DuplexStream(input_device=input_device, output_device=output_device)
+    vad, calibration, listen, lag = _prepare(stream, cal_path=cal_path, session=session,
+                                             speaker=speaker, transcriber=transcriber,
+                                             status=status, settings=settings)
+    meta = {
+        "mode": "live", "scenario": scenario.id, "language": scenario.language,
+        "trainee": trainee, "needs": list(scenario.needs), "caller_voice": voice.id,
+        "expected_outcomes": list(scenario.ending.expected), "anger_start": session.anger,
+        "lag_ms": round(lag.lag_ms, 2), "lag_confidence": round(lag.confidence, 3),
+        "echo_gain": round(lag.gain, 4), "input_device": repr(input_device),
+        "output_device": repr(output_device), "end_of_turn_s": settings.turn.end_of_turn_s,
+    }
+    writer = CallWriter(out_dir, rate_hz=RATE_HZ, meta=meta)
+    save_wav(Path(out_dir) / "calibration.wav", calibration)
+    drill: Drill | None = None
+    outcome, message = "aborted", ""
+    try:
+        ring = stream.play(_ring(RATE_HZ))
+        status.say("The phone rings: answer it (say your greeting).")
+        drill = Drill(session=session, stream=stream, writer=writer, speaker=speaker,
+                      listen=listen, live_transcriber=listen.transcriber, vad=vad,
+                      settings=settings, status=status, origin=ring.end_sample, lag=lag,
+                      on_ready=on_ready, hang_up=hang_up)
+        e = session.call_start_event(trainee=trainee, lag_ms=round(lag.lag_ms, 2))
+        writer.event(e.type, **e.fields)
+        drill.run()
+        outcome = drill.finish()
+    except KeyboardInterrupt:
+        message = "call cut off (Ctrl-C); the recording so far is kept"
+    except RoleplayError as exc:
+        message = f"call cut off: {exc}; the recording so far is kept"
+    except BaseException:
+        writer.close(outcome="aborted", status="aborted")
+        stream.stop()
+        raise
+    finally:
+        stream.stop()
+    if message:
+        _close_cut_off(writer, drill, message)
+        status.say(message)
+    return DrillResult(directory=Path(out_dir), language=scenario.language, outcome=outcome,
+                       cut_off=bool(message), lag=lag,
+                       reply_delays=tuple(drill.delays if drill else ()),
+                       interruptions=tuple(drill.interruptions if drill else ()),
+                       caller_lines=session.caller_lines, anger_end=session.anger, message=message)
 
-    # Warm everything before the phone rings: VAD, TTS worker, recognizer (via the baseline).
+
+def _prepare(stream: DuplexStream, *, cal_path: Path, session: CallerSession, speaker: _Speaker,
+             transcriber: Any, status: _Status, settings: DrillSettings
+             ) -> tuple[StreamingVad, Audio, TurnListener, LagMeasurement]:
+    """Start the stream and warm everything before the phone rings: VAD, the caller's opening,
+    the recognizer (via the baseline); the calibration read (or loaded) and the lag measured."""
+    from roleplay.analysis.pipeline import calibration_baseline
+    from roleplay.caller.simtrainee import load_trainee_lines
+
     vad = StreamingVad()
     vad.process(np.zeros(vad.frame_samples, np.float32))
     vad.reset()
-    _, opening = next_line(scenario, state, rng=random.Random(0))
-    stream = DuplexStream(input_device=input_device, output_device=output_device)
+    language = session.language
     stream.start()
     try:
         if cal_path.is_file():
@@ -347,367 +781,48 @@ def run_drill(
         else:
             sentence = load_trainee_lines(language).calibration
             calibration = record_calibration(stream, sentence=sentence, status=status,
-                                              settings=tl_settings)
+                                             settings=settings.turn)
             make_private_dir(cal_path.parent)
             save_wav(cal_path, calibration)
             status.say(f"calibration stored: {cal_path}")
         baseline = calibration_baseline(calibration, language=language, transcriber=transcriber)
-        # the opening's first pick uses the real rng below; make its likely audio now
-        speaker.audio(opening, state.anger)
-        # Measured last, after the heavy warm-up: an output underflow under load shifts the
-        # output against the input (60-140 ms seen), which would spoil a lag measured before.
-        lag = measure_lag(stream)
-        if lag.confidence < LAG_MIN_CONFIDENCE:
-            status.say("the microphone did not hear the speaker (a headset?): no echo to suppress; "
-                       "the tracks are aligned by the device's own latency")
-            lag = LagMeasurement(lag_ms=0.0, lag_samples=0, confidence=lag.confidence,
-                                 spread_ms=lag.spread_ms, gain=0.0)
-        status.say(f"output-to-input delay {lag.lag_ms:.0f} ms (confidence {lag.confidence:.2f}), "
-                   f"echo gain {amplitude_to_db(lag.gain):.0f} dB")
+        # the opening's first pick uses the session's rng; make its likely audio now
+        speaker.audio(session.likely_opening(), session.anger)
+        lag = _measure_lag(stream, status)
     except BaseException:
         stream.stop()
         raise
-
-    meta = {
-        "mode": "live", "scenario": scenario.id, "language": language, "trainee": trainee,
-        "needs": list(scenario.needs), "caller_voice": voice.id,
-        "expected_outcomes": list(scenario.ending.expected), "anger_start": state.anger,
-        "lag_ms": round(lag.lag_ms, 2), "lag_confidence": round(lag.confidence, 3),
-        "echo_gain": round(lag.gain, 4), "input_device": repr(input_device),
-        "output_device": repr(output_device), "end_of_turn_s": tl_settings.end_of_turn_s,
-    }
-    writer = CallWriter(out_dir, rate_hz=RATE_HZ, meta=meta)
-    save_wav(Path(out_dir) / "calibration.wav", calibration)
-    delays: list[ReplyDelay] = []
-    interruptions: list[float] = []
-    caller_count = 0
-    final = "aborted"
-    message = ""
-    cut_off = False
-    try:
-        ring = stream.play(_ring(RATE_HZ))
-        status.say("The phone rings: answer it (say your greeting).")
-        origin = ring.end_sample
-        tl = _Timeline(writer, origin=origin, lag=lag.lag_samples)
-        gate = EchoGate(lag_samples=0, gain=lag.gain, rate_hz=RATE_HZ)
-        taker = TurnTaker(tl_settings)
-        taker.caller_end_s = None  # the caller has not spoken: no no-answer until it has
-        # skip microphone input from before the call
-        writer.event("call-start", t_s=0.0, anger=state.anger, scenario=scenario.id,
-                     trainee=trainee, lag_ms=round(lag.lag_ms, 2))
-        ready_sent = False
-        restarts = stream.restarts
-        frame_pos = 0  # trainee-track sample of the next VAD frame
-        current: dict[str, Any] | None = None  # the caller line playing (or last played)
-        greeted = False
-        answered_at_s: float | None = None
-        # Recognition starts as soon as the trainee pauses (TURN_PAD_S into the silence), in a
-        # worker thread; if the pause becomes the end of the turn, its result is used.
-        from concurrent.futures import ThreadPoolExecutor
-
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roleplay-asr")
-        spec: dict[str, Any] = {}
-        debug: list | None = [] if os.environ.get("ROLEPLAY_LIVE_DEBUG") else None
-
-        def analyse_span(start_s: float, end_s: float, asr: Any = None):
-            a = max(0.0, start_s - TURN_PAD_S)
-            return analyse_turn(audio=tl.trainee_audio(a, end_s + TURN_PAD_S), speaker="trainee",
-                                language=language, transcriber=asr or live_asr, baseline=baseline,
-                                offset_s=a)
-        def early(span: tuple[float, float], before: tuple[tuple[float, float], Any] | None
-                  ) -> tuple[Any, str]:
-            """The turn so far, recognised in a pause (in the worker). If the trainee went on after
-            an earlier pause whose recognition ran, its words are kept and only the rest decoded:
-            the worker runs one job at a time, so that one has finished by now."""
-            if before is not None and before[0][0] == span[0] and not before[1].cancelled():
-                earlier = before[1].result()[0]
-                # cut in that pause: it was at least TURN_PAD_S long
-                resumed = _Resumed(live_asr, earlier, offset_s=max(0.0, span[0] - TURN_PAD_S),
-                                   upto_s=before[0][1] + TURN_PAD_S / 2)
-                turn = analyse_span(*span, resumed)
-                return turn, "early-rest" if resumed.reused else "early"
-            return analyse_span(*span), "early"
-
-        result: str | None = None
-        ending_handle = None
-        level_db = -120.0
-
-        def now_s() -> float:
-            return (stream.output_position_samples - origin) / RATE_HZ
-
-        def speak(line, *, reason: str, turn_events: dict[str, float] | None) -> None:
-            nonlocal current, caller_count
-            synth_began = time.monotonic()
-            audio, made_s = speaker.audio(line, state.anger)
-            synthesis_s = time.monotonic() - synth_began
-            at_play_s = now_s()
-            handle = stream.play(audio)
-            start = handle.start_sample - origin
-            tl.add_caller(audio.samples, start)
-            taker.caller_took_turn()
-            caller_count += 1
-            prosody = voice.prosody_at(state.anger)
-            start_s = start / RATE_HZ
-            current = {"handle": handle, "start": start, "start_s": start_s,
-                       "end_s": start_s + audio.duration_s, "line": line}
-            writer.event("caller-line", t_s=round(start_s, 3),
-                         end_s=round(start_s + audio.duration_s, 3), text=line.text,
-                         situation=line.situation, group=line.group, anger=state.anger,
-                         rate_wpm=round(prosody.rate_wpm, 1), volume=round(prosody.volume, 3),
-                         reason=reason)
-            status.say(f"  caller   {start_s:6.1f} s  [{state.anger:4.1f}] {line.text}")
-            if turn_events is not None:
-                d = ReplyDelay(
-                    turn=len(delays) + 1,
-                    total_s=round(start_s - turn_events["speech_end_s"], 3),
-                    silence_wait_s=round(turn_events["decided_s"] - turn_events["speech_end_s"], 3),
-                    input_s=round(turn_events["seen_s"] - turn_events["decided_s"], 3),
-                    recognition_s=round(turn_events["recognition_s"], 3),
-                    decision_s=round(turn_events["decision_s"], 3),
-                    recognised=turn_events["recognised"],
-                    synthesis_s=round(synthesis_s, 3),
-                    output_s=round(start_s - at_play_s, 3),
-                )
-                delays.append(d)
-                writer.event("reply-delay", t_s=round(start_s, 3), **{
-                    k: v for k, v in d.__dict__.items()}, made_ahead=made_s == 0.0)
-
-        def answer(kind: str, ev: TurnEvent) -> None:
-            """The trainee's turn is over (or barged into): analyse, react, reply."""
-            nonlocal state, result, greeted, ending_handle
-            seen_s = now_s()
-            t0 = time.monotonic()
-            recognised = "whole"
-            if kind == "no-answer":
-                turn = None
-                speech_end_s = ev.start_s or 0.0
-            else:
-                end_s = ev.end_s if ev.end_s is not None else ev.t_s
-                speech_end_s = end_s
-                if spec.get("span") == (ev.start_s, end_s):
-                    turn, recognised = spec["future"].result()  # started while the trainee paused
-                else:
-                    turn = analyse_span(ev.start_s, end_s)
-                    recognised = "whole"
-                spec.clear()
-            recognition_s = time.monotonic() - t0
-            t1 = time.monotonic()
-            if not greeted:
-                greeted = True
-                writer.event("trainee-turn", t_s=round(ev.start_s or 0.0, 3),
-                             end_s=round(speech_end_s, 3), heard=turn.text if turn else "",
-                             intent="greeting")
-                status.say(f"  trainee  {ev.start_s or 0.0:6.1f} s  {turn.text if turn else ''}")
-                before = state
-                state, line = next_line(scenario, state, rng=rng)
-            else:
-                cur = current or {"start_s": 0.0, "end_s": 0.0, "line": None}
-                situation = cur["line"].situation if cur["line"] is not None else "opening"
-                seen = observe(turn, caller_start_s=cur["start_s"], caller_end_s=cur["end_s"],
-                               caller_situation=situation, ends_call=False, language=language)
-                before = state
-                state, changes = react(scenario, state, seen.observation, rng=rng)
-                writer.event("trainee-turn", t_s=round(ev.start_s or speech_end_s, 3),
-                             end_s=round(speech_end_s, 3), heard=turn.text if turn else "",
-                             behaviours=sorted(state.last_behaviours), latency_s=seen.latency_s,
-                             overlap_s=seen.overlap_s, decided_by=kind)
-                status.say(f"  trainee  {ev.start_s or speech_end_s:6.1f} s  "
-                           f"{turn.text if turn else '(silence)'}  -> {sorted(state.last_behaviours)}")
-                for ch in changes:
-                    writer.event("anger", t_s=round(speech_end_s, 3), anger=ch.anger_after,
-                                 delta=ch.delta, reason=ch.reason)
-                result = outcome(scenario, state, elapsed_s=speech_end_s)
-                if result is not None:
-                    return
-                if settings.max_caller_lines is not None and caller_count >= settings.max_caller_lines:
-                    result = "time-limit"
-                    return
-                state, line = next_line(scenario, state, rng=rng)
-            decision_s = time.monotonic() - t1
-            taker.barge_in_after_s = (scenario.rules.barge_in_after_s
-                                      if state.anger >= scenario.rules.barge_in_at else None)
-            del before
-            speak(line, reason=kind, turn_events={
-                "speech_end_s": speech_end_s, "decided_s": ev.t_s, "seen_s": seen_s,
-                "recognition_s": recognition_s, "decision_s": decision_s, "recognised": recognised})
-            result = outcome(scenario, state, elapsed_s=current["end_s"])
-            if result is not None:
-                ending_handle = current["handle"]
-
-        while True:
-            block = stream.read_input(timeout_s=1.0)
-            if block is None:
-                raise RoleplayError("the microphone delivered no audio for 1 s")
-            mic_end = stream.input_position_samples
-            if stream.restarts > restarts:
-                restarts = stream.restarts
-                writer.event("audio-restart", t_s=round(tl.trainee_len / RATE_HZ, 3), restarts=restarts)
-                status.say("  the audio device stopped and was opened again; the call goes on")
-            tl.add_mic(block, mic_end - len(block))
-            tl.flush()
-            if not ready_sent and stream.output_position_samples >= origin:
-                ready_sent = True
-                if on_ready is not None:
-                    on_ready()
-            rms = float(np.sqrt(np.mean(block.astype(np.float64) ** 2)))
-            level_db = amplitude_to_db(rms)
-            # VAD frames on the trainee track
-            while frame_pos + vad.frame_samples <= tl.trainee_len:
-                a, b = frame_pos, frame_pos + vad.frame_samples
-                frame_pos = b
-                clean = gate.clean(tl.trainee[a:b], tl.caller, a)
-                prob = vad.frame(clean)
-                playing = tl.caller_audible(a, b)
-                if debug is not None:
-                    debug.append((a / RATE_HZ, prob, float(not clean.any()), float(playing),
-                                  gate.predicted_echo_rms(tl.caller, a, b), now_s()))
-                for ev in taker.step(a / RATE_HZ, prob, caller_playing=playing):
-                    if result is not None:
-                        continue
-                    if ev.kind == "interruption" and current is not None:
-                        interruptions.append(ev.start_s)
-                        yields = state.anger < scenario.rules.barge_in_at
-                        writer.event("interruption", t_s=round(ev.start_s, 3),
-                                     decided_s=round(ev.t_s, 3),
-                                     caller="yields" if yields else "talks-on")
-                        status.say(f"  trainee interrupts at {ev.start_s:.1f} s: caller "
-                                   f"{'stops' if yields else 'talks on'}")
-                        if yields and not current["handle"].done:
-                            stream.stop_playback()
-                            cut = current["handle"].played_until_sample - origin
-                            tl.cut_caller(cut)
-                            current["end_s"] = cut / RATE_HZ
-                            writer.event("caller-stopped", t_s=round(cut / RATE_HZ, 3))
-                    elif ev.kind == "backchannel":
-                        writer.event("backchannel", t_s=round(ev.start_s, 3),
-                                     end_s=round(ev.end_s, 3))
-                    elif ev.kind == "trainee-start":
-                        if answered_at_s is None:
-                            answered_at_s = ev.start_s
-                    elif ev.kind in ("end-of-turn", "barge-in", "no-answer"):
-                        if ev.kind == "barge-in":
-                            writer.event("barge-in", t_s=round(ev.t_s, 3), anger=state.anger,
-                                         trainee_speaking_s=round(ev.t_s - (ev.start_s or 0), 3))
-                        answer(ev.kind, ev)
-            if (result is None and taker.turn_start_s is not None and not taker.trainee_speaking
-                    and taker.last_speech_end_s is not None
-                    and frame_pos / RATE_HZ >= taker.last_speech_end_s + TURN_PAD_S
-                    and taker.last_speech_end_s > taker.turn_start_s):
-                span = (taker.turn_start_s, taker.last_speech_end_s)
-                if spec.get("span") != span:
-                    before = None
-                    if spec:
-                        spec["future"].cancel()  # an older pause's, if it has not started yet
-                        before = (spec["span"], spec["future"])
-                    spec.clear()
-                    spec.update(span=span, future=worker.submit(early, span, before))
-            if current is not None and gate.active and not current.get("echo_checked"):
-                _track_echo(current, tl, writer)
-            t_call = tl.trainee_len / RATE_HZ
-            who = ("caller speaking" if current is not None and not current["handle"].done
-                   else "trainee speaking" if taker.trainee_speaking else "listening")
-            status.show(t_s=t_call, who=who, level_dbfs=level_db, anger=state.anger)
-            if not greeted and answered_at_s is None and t_call >= settings.answer_timeout_s:
-                greeted = True  # nobody picked up in words: the caller starts anyway
-                state, line = next_line(scenario, state, rng=rng)
-                speak(line, reason="no-greeting", turn_events=None)
-            if result is None and hang_up is not None and hang_up.is_set():
-                result = "ended-by-trainee"
-                ending_handle = None
-                if current is not None and not current["handle"].done:
-                    stream.stop_playback()
-                    cut = current["handle"].played_until_sample - origin
-                    tl.cut_caller(cut)
-                    current["end_s"] = cut / RATE_HZ
-                    writer.event("caller-stopped", t_s=round(cut / RATE_HZ, 3))
-                writer.event("trainee-hung-up", t_s=round(t_call, 3))
-                status.say(f"  trainee hangs up at {t_call:.1f} s")
-            if result is None and t_call >= scenario.ending.time_limit_s:
-                result = "time-limit"
-            if result is not None:
-                last_end = current["end_s"] if current is not None else 0.0
-                if ending_handle is None or ending_handle.done:
-                    if t_call >= max(last_end, 0.0) + TAIL_S:
-                        break
-        worker.shutdown(wait=False, cancel_futures=True)
-        if debug is not None:
-            np.save(Path(out_dir) / "frames-debug.npy", np.array(debug))
-        final = result
-        tl.flush()
-        writer.event("call-end", t_s=round(tl.trainee_len / RATE_HZ, 3), outcome=final,
-                     anger=state.anger)
-        writer.update_meta(stream_status=dict(stream.status.__dict__),
-                           anger_peak=state.peak_anger, anger_end=state.anger,
-                           caller_lines=caller_count, reply_delays_s=[d.total_s for d in delays])
-        writer.close(outcome=final)
-    except KeyboardInterrupt:
-        cut_off, message = True, "call cut off (Ctrl-C); the recording so far is kept"
-    except RoleplayError as exc:
-        cut_off, message = True, f"call cut off: {exc}; the recording so far is kept"
-    except BaseException:
-        writer.close(outcome="aborted", status="aborted")
-        stream.stop()
-        raise
-    finally:
-        stream.stop()
-    if cut_off:
-        try:
-            tl.flush()
-        except Exception:  # noqa: BLE001 - keep what is already on disk
-            pass
-        writer.event("call-end", t_s=round(writer.frames("caller") / RATE_HZ, 3), outcome="aborted",
-                     reason=message)
-        writer.close(outcome="aborted", status="aborted")
-        status.say(message)
-    report_path = None
-    if analyse:
-        from roleplay.app.analyse import analyse_call_dir
-
-        *_, report_path = analyse_call_dir(Path(out_dir), language, transcriber)
-    return DrillResult(directory=Path(out_dir), outcome=final if not cut_off else "aborted",
-                       cut_off=cut_off, lag=lag, reply_delays=tuple(delays),
-                       interruptions=tuple(interruptions), caller_lines=caller_count,
-                       anger_end=state.anger, report_path=report_path, message=message)
+    # The caller reacts with the greedy recognizer; the analysis after the call uses `transcriber`.
+    return vad, calibration, TurnListener(language, _live_transcriber(transcriber), baseline), lag
 
 
-ECHO_CHECK_S = 0.8  # of each caller line, compared with the microphone to find its echo
-ECHO_SEARCH_S = 0.3
+def _measure_lag(stream: DuplexStream, status: _Status) -> LagMeasurement:
+    # Measured last, after the heavy warm-up: an output underflow under load shifts the
+    # output against the input (60-140 ms seen), which would spoil a lag measured before.
+    lag = measure_lag(stream)
+    if lag.confidence < LAG_MIN_CONFIDENCE:
+        status.say("the microphone did not hear the speaker (a headset?): no echo to suppress; "
+                   "the tracks are aligned by the device's own latency")
+        lag = LagMeasurement(lag_ms=0.0, lag_samples=0, confidence=lag.confidence,
+                             spread_ms=lag.spread_ms, gain=0.0)
+    status.say(f"output-to-input delay {lag.lag_ms:.0f} ms (confidence {lag.confidence:.2f}), "
+               f"echo gain {amplitude_to_db(lag.gain):.0f} dB")
+    return lag
 
 
-def _track_echo(current: dict[str, Any], tl: _Timeline, writer: Any) -> None:
-    """Find where the echo of the caller line actually sits in the trainee track; if it moved (an
-    output underflow shifts the output against the input mid-call, 60-140 ms seen under load),
-    shift the trainee track's mapping by as much, which keeps the echo gate aligned too. The
-    part of this line already mapped (its first ECHO_CHECK_S + ECHO_SEARCH_S) keeps the old one."""
-    from scipy.signal import correlate
-
-    s0, n, w = current["start"], int(ECHO_CHECK_S * RATE_HZ), int(ECHO_SEARCH_S * RATE_HZ)
-    if tl.trainee_len < s0 + n + w:
-        return
-    current["echo_checked"] = True
-    if current["handle"].played_until_sample - tl.origin < s0 + n:
-        return  # cut short: not enough of the line was played
-    ref = tl.caller[s0 : s0 + n].astype(np.float64)
-    lo = max(0, s0 - w)
-    seg = tl.trainee[lo : s0 + n + w].astype(np.float64)
-    if not ref.any() or not seg.any():
-        return
-    scores = correlate(seg, ref, mode="valid")
-    k = int(np.argmax(np.abs(scores)))
-    heard = seg[k : k + n]
-    confidence = abs(float(scores[k])) / float(np.linalg.norm(heard) * np.linalg.norm(ref) or 1.0)
-    offset = lo + k - s0
-    if confidence >= 0.5 and abs(offset) > int(0.005 * RATE_HZ):
-        tl.shift(offset)
-        writer.event("echo-offset", t_s=round(s0 / RATE_HZ, 3), offset_ms=round(offset / 16, 1),
-                     confidence=round(confidence, 3), shifted_from_s=round(tl.trainee_len / RATE_HZ, 3))
+def _close_cut_off(writer: Any, drill: Drill | None, message: str) -> None:
+    """A call cut off: keep what reached the timeline, and mark the call aborted."""
+    if drill is not None:
+        with contextlib.suppress(Exception):  # keep what is already on disk
+            drill.timeline.flush()
+    writer.event("call-end", t_s=round(writer.frames("caller") / RATE_HZ, 3), outcome="aborted",
+                 reason=message)
+    writer.close(outcome="aborted", status="aborted")
 
 
 def _live_transcriber(transcriber: Any) -> Any:
     """The same model, greedy (beam 1): the caller's reaction needs speed more than the last
     word; the analysis after the call uses `transcriber` as given."""
-    import dataclasses
-
     from roleplay.speech.asr import FasterWhisperTranscriber
 
     if isinstance(transcriber, FasterWhisperTranscriber) and transcriber.settings.beam_size > 1:
@@ -730,129 +845,3 @@ def delay_summary(delays: tuple[ReplyDelay, ...] | list[ReplyDelay]) -> dict[str
         out[part.replace("_s", "") + "_p50_s"] = round(
             float(np.median([getattr(d, part) for d in delays])), 3)
     return out
-
-
-def cmd_drill(args: Any, out: TextIO | None = None) -> int:
-    """`roleplay drill SCENARIO [--trainee NAME] [--repeat N] [--input-device ..] ...`: one call,
-    or N with a pause and a summary in between and a comparison at the end."""
-    out = out if out is not None else sys.stdout
-    from roleplay.app.analyse import load_transcriber
-    from roleplay.caller.scenario import load_scenario
-
-    scenario = load_scenario(args.scenario)
-    calibration_path(args.trainee)  # a bad name fails before the model loads
-    repeat, pause_s = args.repeat, args.pause  # checked by the parser
-    out.write(f"Drill: {scenario.id} ({scenario.title}); trainee {args.trainee}"
-              f"{f'; {repeat} calls' if repeat > 1 else ''}. Use a headset if you can: a "
-              "loudspeaker's sound in the microphone is only gated, not removed.\n"
-              "Enter hangs up; Ctrl-C cuts the call off (both keep it and analyse it).\n")
-    out.flush()
-    transcriber = load_transcriber(getattr(args, "model", None))
-    keys = _EnterKey(sys.stdin)
-    directories: list[Path] = []
-    any_cut = False
-    try:
-        for attempt in range(1, repeat + 1):
-            if repeat > 1:
-                out.write(f"\n=== Call {attempt} of {repeat} ===\n")
-                out.flush()
-            directory, result = _one_drill(args, transcriber, keys.next_call(), out)
-            directories.append(directory)
-            any_cut = any_cut or result.cut_off
-            if "Ctrl-C" in result.message or attempt == repeat:
-                break
-            out.write(f"\nNext call in {pause_s:g} s: Enter starts it now, Ctrl-C ends the series.\n")
-            out.flush()
-            keys.next_call().wait(pause_s)
-    except KeyboardInterrupt:
-        out.write("\nseries ended (Ctrl-C)\n")
-    if len(directories) > 1:
-        print_series(directories, out)
-        out.write(f"\nEvery attempt so far, and the original call if there was one: "
-                  f"roleplay progress --scenario {scenario.id} --trainee {args.trainee}\n")
-    return 1 if any_cut else 0
-
-
-def _one_drill(args: Any, transcriber: Any, hang_up: threading.Event, out: TextIO
-               ) -> tuple[Path, DrillResult]:
-    from roleplay.core.paths import cache_dir
-    from roleplay.recording.calldir import load_call
-    from roleplay.report.html import print_summary
-    from roleplay.session.demo import free_directory
-
-    directory = free_directory(Path(args.out))
-    # the id or the file as given: a recorded copy (`voices record`) lives outside scenarios/
-    result = run_drill(scenario_id=args.scenario, trainee=args.trainee, out_dir=directory,
-                       transcriber=transcriber, input_device=_device(args.input_device),
-                       output_device=_device(args.output_device), status_out=sys.stderr,
-                       cache_dir=cache_dir() / "tts",
-                       settings=DrillSettings(turn=TurnSettings(end_of_turn_s=args.end_of_turn)),
-                       hang_up=hang_up)
-    if result.report_path is not None:
-        data = json.loads((directory / "analysis.json").read_text(encoding="utf-8"))
-        print_summary(data, out)
-    summary = delay_summary(result.reply_delays)
-    if summary:
-        out.write(f"\nReply delay: median {summary['p50_s']:.2f} s, 95th percentile "
-                  f"{summary['p95_s']:.2f} s over {int(summary['n'])} turns\n")
-    cut = " (cut off)" if load_call(directory).cut_off else ""
-    out.write(f"Outcome: {result.outcome}{cut}\nCall: {directory}\n")
-    if result.report_path is not None:
-        out.write(f"Report: {result.report_path}\n")
-    out.flush()
-    return directory, result
-
-
-def print_series(directories: list[Path], out: TextIO) -> None:
-    """The calls of one `--repeat` series side by side: outcome, anger and each advice verdict."""
-    calls = []
-    for d in directories:
-        path = d / "analysis.json"
-        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
-        calls.append((meta, {a["id"]: a["verdict"] for a in data.get("advice", [])}))
-    ids = list(dict.fromkeys(i for _meta, verdicts in calls for i in verdicts))
-    mark = {"pass": "pass", "fail": "FAIL", "not-applicable": "-"}
-    out.write("\nThe series, call by call:\n")
-    out.write(f"  {'':24}" + "".join(f"{f'call {k}':>9}" for k in range(1, len(calls) + 1)) + "\n")
-    short = {"ended-by-trainee": "ended", "caller-hung-up": "hung-up", "time-limit": "time-up",
-             "transferred": "transfer", "aborted": "cut off"}
-    out.write(f"  {'outcome (ended = by you)':24}"
-              + "".join(f"{short.get(str(m.get('outcome')), str(m.get('outcome')))[:8]:>9}" for m, _v in calls)
-              + "\n")
-    out.write(f"  {'caller anger at end':24}"
-              + "".join(f"{m.get('anger_end', float('nan')):>9.1f}" for m, _v in calls) + "\n")
-    for advice_id in ids:
-        out.write(f"  {advice_id:24}" + "".join(f"{mark.get(v.get(advice_id, ''), '?'):>9}"
-                                                  for _m, v in calls) + "\n")
-    passed = [sum(v == "pass" for v in verdicts.values()) for _m, verdicts in calls]
-    out.write(f"  {'advice items passed':24}" + "".join(f"{p:>9}" for p in passed) + "\n")
-
-
-class _EnterKey:
-    """Enter on `stream` (the terminal): one reader thread for the whole series; each call (and
-    each pause) gets its own event, so an Enter ends only the call it was pressed in. End of input
-    (no terminal, /dev/null) never hangs up."""
-
-    def __init__(self, stream: TextIO | None) -> None:
-        self._event = threading.Event()
-        if stream is not None:
-            threading.Thread(target=self._read, args=(stream,), name="roleplay-enter",
-                             daemon=True).start()
-
-    def _read(self, stream: TextIO) -> None:
-        try:
-            while stream.readline():
-                self._event.set()
-        except (OSError, ValueError):
-            pass
-
-    def next_call(self) -> threading.Event:
-        self._event = threading.Event()
-        return self._event
-
-
-def _device(value: str | None) -> DeviceSpec:
-    if value is None or value == "":
-        return None
-    return int(value) if value.isdigit() else value

@@ -99,19 +99,10 @@ class TurnTaker:
 
     def step(self, t_s: float, probability: float, *, caller_playing: bool) -> list[TurnEvent]:
         """One frame starting at `t_s`; `caller_playing`: the caller is audible in it."""
-        s = self.settings
-        end_t = t_s + s.frame_s
+        end_t = t_s + self.settings.frame_s
         self.t_s = end_t
         events: list[TurnEvent] = []
-        was_speaking = self.speaking
-        if self.speaking:
-            self.speaking = probability >= s.offset_threshold
-        else:
-            self.speaking = probability >= s.onset_threshold
-        if self.speaking and not was_speaking:
-            self.speech_start_s = t_s
-        if was_speaking and not self.speaking:
-            self.last_speech_end_s = t_s
+        self._hear(t_s, probability)
         if caller_playing:
             self.caller_end_s = end_t
             self._no_answer_sent = False
@@ -120,69 +111,86 @@ class TurnTaker:
             if end_t - self._awaiting_since < AWAIT_CALLER_MAX_S:
                 return events  # the caller's reply is on its way through the device
             self._awaiting_since = None
-
-        if self.state is State.WAITING:
-            if caller_playing:
-                self.state = State.CALLER
-                if self.speaking:  # trainee already talking when the caller starts
-                    self.state = State.OVERLAP
-            elif self.speaking:
-                self._start_turn(self.speech_start_s if self.speech_start_s is not None else t_s,
-                                 events, end_t)
-            elif (not self._no_answer_sent and self.caller_end_s is not None
-                  and end_t - self.caller_end_s >= s.no_answer_s):
-                self._no_answer_sent = True
-                events.append(TurnEvent("no-answer", end_t, start_s=self.caller_end_s, end_s=end_t))
-
-        elif self.state is State.CALLER:
-            if self._talked_over and not self.speaking:
-                self._talked_over = False
-            if not caller_playing:
-                self.state = State.WAITING
-                if self._held_end is not None:  # the trainee finished while the caller talked
-                    events.append(TurnEvent("end-of-turn", end_t, self._held_end.start_s,
-                                            self._held_end.end_s))
-                    self._held_end = None
-                elif self.speaking:
-                    self._start_turn(self.speech_start_s or t_s, events, end_t)
-            elif self.speaking and not self._talked_over:
-                self.state = State.OVERLAP
-
-        elif self.state is State.OVERLAP:
-            start = self.speech_start_s if self.speech_start_s is not None else t_s
-            if not self.speaking:
-                events.append(TurnEvent("backchannel", end_t, start_s=start, end_s=t_s))
-                self.state = State.CALLER if caller_playing else State.WAITING
-            elif end_t - start >= s.interrupt_min_s - 1e-9:
-                if caller_playing:
-                    events.append(TurnEvent("interruption", end_t, start_s=start))
-                self._start_turn(start, events, end_t, announce=not caller_playing)
-            elif not caller_playing:
-                # the caller finished while the trainee was starting: a plain early start
-                self._start_turn(start, events, end_t)
-
-        elif self.state is State.TRAINEE:
-            if self.speaking:
-                self._held_end = None
-                speaking_s = end_t - (self.turn_start_s or t_s)
-                if (self.barge_in_after_s is not None and not self._barged
-                        and not caller_playing and speaking_s >= self.barge_in_after_s):
-                    self._barged = True
-                    events.append(TurnEvent("barge-in", end_t, start_s=self.turn_start_s))
-            else:
-                silent_since = self.last_speech_end_s if self.last_speech_end_s is not None else t_s
-                if end_t - silent_since >= s.end_of_turn_s - 1e-9:
-                    end = TurnEvent("end-of-turn", end_t, start_s=self.turn_start_s,
-                                    end_s=silent_since)
-                    self.turn_start_s = None
-                    if caller_playing:  # the caller talked on over the trainee: answer after
-                        self._held_end = end
-                        self.state = State.CALLER
-                    else:
-                        events.append(end)
-                        self.state = State.WAITING
-                        self.caller_end_s = None  # no-answer counts from the caller's next line
+        handler = {State.WAITING: self._waiting, State.CALLER: self._caller,
+                   State.OVERLAP: self._overlap, State.TRAINEE: self._trainee}[self.state]
+        handler(t_s, end_t, caller_playing, events)
         return events
+
+    def _hear(self, t_s: float, probability: float) -> None:
+        """The VAD hysteresis: is the trainee speaking in this frame, and since when."""
+        s = self.settings
+        was_speaking = self.speaking
+        threshold = s.offset_threshold if self.speaking else s.onset_threshold
+        self.speaking = probability >= threshold
+        if self.speaking and not was_speaking:
+            self.speech_start_s = t_s
+        if was_speaking and not self.speaking:
+            self.last_speech_end_s = t_s
+
+    def _waiting(self, t_s: float, end_t: float, caller_playing: bool,
+                 events: list[TurnEvent]) -> None:
+        if caller_playing:
+            self.state = State.CALLER
+            if self.speaking:  # trainee already talking when the caller starts
+                self.state = State.OVERLAP
+        elif self.speaking:
+            self._start_turn(self.speech_start_s if self.speech_start_s is not None else t_s,
+                             events, end_t)
+        elif (not self._no_answer_sent and self.caller_end_s is not None
+              and end_t - self.caller_end_s >= self.settings.no_answer_s):
+            self._no_answer_sent = True
+            events.append(TurnEvent("no-answer", end_t, start_s=self.caller_end_s, end_s=end_t))
+
+    def _caller(self, t_s: float, end_t: float, caller_playing: bool,
+                events: list[TurnEvent]) -> None:
+        if self._talked_over and not self.speaking:
+            self._talked_over = False
+        if not caller_playing:
+            self.state = State.WAITING
+            if self._held_end is not None:  # the trainee finished while the caller talked
+                events.append(TurnEvent("end-of-turn", end_t, self._held_end.start_s,
+                                        self._held_end.end_s))
+                self._held_end = None
+            elif self.speaking:
+                self._start_turn(self.speech_start_s or t_s, events, end_t)
+        elif self.speaking and not self._talked_over:
+            self.state = State.OVERLAP
+
+    def _overlap(self, t_s: float, end_t: float, caller_playing: bool,
+                 events: list[TurnEvent]) -> None:
+        start = self.speech_start_s if self.speech_start_s is not None else t_s
+        if not self.speaking:
+            events.append(TurnEvent("backchannel", end_t, start_s=start, end_s=t_s))
+            self.state = State.CALLER if caller_playing else State.WAITING
+        elif end_t - start >= self.settings.interrupt_min_s - 1e-9:
+            if caller_playing:
+                events.append(TurnEvent("interruption", end_t, start_s=start))
+            self._start_turn(start, events, end_t, announce=not caller_playing)
+        elif not caller_playing:
+            # the caller finished while the trainee was starting: a plain early start
+            self._start_turn(start, events, end_t)
+
+    def _trainee(self, t_s: float, end_t: float, caller_playing: bool,
+                 events: list[TurnEvent]) -> None:
+        if self.speaking:
+            self._held_end = None
+            speaking_s = end_t - (self.turn_start_s or t_s)
+            if (self.barge_in_after_s is not None and not self._barged
+                    and not caller_playing and speaking_s >= self.barge_in_after_s):
+                self._barged = True
+                events.append(TurnEvent("barge-in", end_t, start_s=self.turn_start_s))
+            return
+        silent_since = self.last_speech_end_s if self.last_speech_end_s is not None else t_s
+        if end_t - silent_since >= self.settings.end_of_turn_s - 1e-9:
+            end = TurnEvent("end-of-turn", end_t, start_s=self.turn_start_s, end_s=silent_since)
+            self.turn_start_s = None
+            if caller_playing:  # the caller talked on over the trainee: answer after
+                self._held_end = end
+                self.state = State.CALLER
+            else:
+                events.append(end)
+                self.state = State.WAITING
+                self.caller_end_s = None  # no-answer counts from the caller's next line
 
     def _start_turn(self, start_s: float, events: list[TurnEvent], end_t: float,
                     *, announce: bool = True) -> None:

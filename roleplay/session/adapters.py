@@ -1,0 +1,60 @@
+"""The engines a call session uses, behind small seams: the caller's and the trainee's speech
+(synthesis) and the per-turn analysis of the trainee (recognizer + measures). Both clocks use
+these; tests replace them with arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from roleplay.analysis.pipeline import Baseline, Turn, analyse_turn
+from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
+from roleplay.caller.scenario import CallerLine
+
+
+class TurnAnalyser(Protocol):
+    """The trainee's audio (its first sample at call time `offset_s`) -> the analysed turn, or
+    None when nothing was said. `transcriber` replaces the default one for this turn."""
+
+    def __call__(self, audio: Audio, *, offset_s: float, transcriber: Any = None) -> Turn | None: ...
+
+
+@dataclass(frozen=True)
+class TurnListener:
+    """The live analysis path: VAD, recognizer, phrases and the measures against the baseline."""
+
+    language: str
+    transcriber: Any
+    baseline: Baseline
+
+    def __call__(self, audio: Audio, *, offset_s: float, transcriber: Any = None) -> Turn | None:
+        return analyse_turn(audio=audio, speaker="trainee", language=self.language,
+                            transcriber=transcriber or self.transcriber, baseline=self.baseline,
+                            offset_s=offset_s)
+
+
+def speak(text: str, *, voice: Any, prosody: Any, gain_db: float, cache_dir: Path | None) -> Audio:
+    """Synthesized speech at the analysis rate, trimmed to where it speaks (the timeline places
+    the words, not the engine's leading and trailing silence)."""
+    from roleplay.speech.prosody import speaking_extent_s
+    from roleplay.speech.voice import synthesize
+
+    audio = synthesize(text, voice=voice, prosody=prosody, cache_dir=cache_dir)
+    audio = audio.resampled(ANALYSIS_RATE_HZ)
+    extent = speaking_extent_s(audio, threshold_db=-55.0)
+    if extent is not None:
+        audio = audio.slice_s(*extent)
+    return audio.gained(gain_db)
+
+
+def caller_line_audio(line: CallerLine, voice: Any, anger: float, cache_dir: Path | None) -> Audio:
+    """The caller's line as the voice says it at this anger."""
+    if line.audio_path is not None:
+        # A trainer's own recording: trimmed, levelled, and made louder and faster as the voice
+        # profile says for this anger (pitch kept); see roleplay.caller.recordlines.
+        from roleplay.caller.recordlines import recorded_line_audio
+
+        return recorded_line_audio(line.audio_path, voice, anger)
+    return speak(line.text, voice=voice, prosody=voice.prosody_at(anger), gain_db=0.0,
+                 cache_dir=cache_dir)
