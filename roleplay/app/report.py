@@ -1,9 +1,10 @@
 """Reports after the fact: rebuild a call's report (the `report` command, and after a trainer's
-review), a trainee's progress, and readiness. Each reads the history, renders with
+review with `review`), a trainee's progress, and readiness. Each reads the history, renders with
 `roleplay.report`, and writes the pages."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -67,6 +68,27 @@ def cmd_report(args: Any, out: TextIO) -> int:
     if not args.quiet:
         print_summary(data, out, reviews=data.get("reviews"))
     print(f"\nPage: {html_path}" + (f"; JSON: {args.json}" if args.json else ""), file=out)
+    return 0
+
+
+def cmd_review(args: Any, out: TextIO) -> int:
+    """Store a trainer's verdict on one item of a call (recording the call first if the history
+    does not have it), and rebuild the call's page when there is one."""
+    call_dir = Path(args.call_dir)
+    with open_history(args.db) as h:
+        call_id = h.call_id_for(call_dir=call_dir)
+        if call_id is None:
+            path = call_dir / "analysis.json"
+            if not path.is_file():
+                raise InputError(
+                    f"{call_dir}: not in the history and no analysis.json; run `roleplay report {call_dir}` first"
+                )
+            call_id = h.record(json.loads(path.read_text(encoding="utf-8")), call_dir)
+        h.add_review(call_id, item=args.item, verdict=args.verdict, note=args.note, by=args.by)
+    print(f"Review stored: {args.item} = {args.verdict}" + (f" by {args.by}" if args.by else ""), file=out)
+    if (call_dir / "report.html").is_file():
+        build_report(call_dir, db=args.db)
+        print(f"Report updated: {call_dir / 'report.html'}", file=out)
     return 0
 
 

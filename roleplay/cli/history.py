@@ -126,29 +126,9 @@ def _cmd_readiness(args: argparse.Namespace) -> int:
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
-    import json
+    from roleplay.app.report import cmd_review
 
-    from roleplay.core.errors import InputError
-    from roleplay.history.store import open_history
-
-    call_dir = Path(args.call_dir)
-    with open_history(args.db) as h:
-        call_id = h.call_id_for(call_dir=call_dir)
-        if call_id is None:
-            path = call_dir / "analysis.json"
-            if not path.is_file():
-                raise InputError(
-                    f"{call_dir}: not in the history and no analysis.json; run `roleplay report {call_dir}` first"
-                )
-            call_id = h.record(json.loads(path.read_text(encoding="utf-8")), call_dir)
-        h.add_review(call_id, item=args.item, verdict=args.verdict, note=args.note, by=args.by)
-    print(f"Review stored: {args.item} = {args.verdict}" + (f" by {args.by}" if args.by else ""))
-    if (call_dir / "report.html").is_file():
-        from roleplay.app.report import build_report
-
-        build_report(call_dir, db=args.db)
-        print(f"Report updated: {call_dir / 'report.html'}")
-    return 0
+    return cmd_review(args, sys.stdout)
 
 
 def _cmd_group(args: argparse.Namespace) -> int:
