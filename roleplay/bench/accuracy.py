@@ -354,7 +354,7 @@ def shared_speech_dir() -> Path:
 
 
 def run_accuracy(*, model: str | None) -> int:
-    from roleplay.bench.run import print_machine
+    from roleplay.bench.machine import print_machine
     from roleplay.core.paths import cache_dir
     from roleplay.speech.models import choose_model, prepare_environment
 
