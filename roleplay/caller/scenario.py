@@ -323,7 +323,7 @@ def _parse_yaml(text: str, source: Path) -> tuple[Any, dict[_Path, int]]:
 def _dotted(path: _Path) -> str:
     out = ""
     for part in path:
-        if isinstance(part, int) or not _PLAIN_KEY_RE.match(part):
+        if isinstance(part, int) or not _PLAIN_KEY_RE.fullmatch(part):
             out += f"[{part!r}]"  # repr keeps odd keys (spaces, newlines) on one line
         else:
             out += f".{part}" if out else part
