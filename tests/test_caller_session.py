@@ -23,6 +23,7 @@ from roleplay.audio.devices import LagMeasurement
 from roleplay.caller.scenario import CallerLine, load_scenario
 from roleplay.caller.simtrainee import Delivery, Heard, TraineeTurn
 from roleplay.core.constants import RATE_HZ
+from roleplay.recording.events import make_event
 from roleplay.session.caller_session import CallerSession
 from roleplay.session.demo import DemoLoop
 from roleplay.session.live import Drill, DrillSettings, _Status
@@ -82,13 +83,14 @@ def hear(audio: Audio, *, offset_s: float, transcriber: Any = None) -> Turn | No
 
 
 class Writer:
-    """Collects what a call would write."""
+    """Collects what a call would write, checked as `CallWriter.event` checks it."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def event(self, type: str, **fields: Any) -> None:
-        self.events.append({"type": type, **fields})
+    def event(self, type_: str, *, t_s: float, **fields: Any) -> None:
+        make_event(type_, t_s=t_s, **fields)  # a misspelt or unknown field raises here
+        self.events.append({"type": type_, "t_s": t_s, **fields})
 
     def append_both(self, caller: np.ndarray, trainee: np.ndarray) -> None:
         pass

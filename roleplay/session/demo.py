@@ -85,7 +85,7 @@ class DemoVoices(Protocol):
 class Writer(Protocol):
     """What the demo needs of `CallWriter`."""
 
-    def event(self, type: str, **fields: Any) -> None: ...
+    def event(self, type_: str, *, t_s: float, **fields: Any) -> None: ...
 
     def append_both(self, caller: np.ndarray, trainee: np.ndarray) -> None: ...
 
@@ -150,6 +150,7 @@ class DemoLoop:
 
     def run(self) -> str:
         """The whole call, from the greeting to the tail after the last line; its outcome."""
+        line: CallerLine | None
         line, caller_start_s = self._greet()
         while line is not None:
             caller_end_s = self._caller_says(line, caller_start_s)

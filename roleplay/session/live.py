@@ -267,6 +267,7 @@ def record_calibration(stream: DuplexStream, *, sentence: str, status: _Status,
             t = vad.frames_done * vad.frame_s
             for ev in taker.step(t, vad.frame(frame), caller_playing=False):
                 if ev.kind == "end-of-turn":
+                    assert ev.start_s is not None and ev.end_s is not None  # an end-of-turn has both
                     audio = np.concatenate(samples)
                     a = max(0, int((ev.start_s - 0.2) * RATE_HZ))
                     b = int((ev.end_s + 0.3) * RATE_HZ)
