@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from roleplay.analysis.pipeline import Turn
+from roleplay.app.demo import DemoResult, free_directory, run_demo
 from roleplay.audio.clip import Audio
 from roleplay.caller.scenario import list_scenarios, load_scenario
 from roleplay.caller.simtrainee import (
@@ -23,7 +24,6 @@ from roleplay.caller.simtrainee import (
     load_trainee_lines,
 )
 from roleplay.recording.calldir import load_call
-from roleplay.app.demo import DemoResult, free_directory, run_demo
 from roleplay.session.caller_session import observe
 from roleplay.speech import prosody
 from roleplay.speech.syllables import count_syllables

@@ -215,6 +215,5 @@ def test_cmd_devices_without_any_server_is_one_line_error(tmp_path) -> None:
 
 def test_virtual_devices_without_pulseaudio_is_a_clear_error(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(RoleplayError, match="pulseaudio.* not installed.*apt-get install"):
-        with virtual_devices():
-            pass
+    with pytest.raises(RoleplayError, match="pulseaudio.* not installed.*apt-get install"), virtual_devices():
+        pass

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from roleplay.analysis.phrases import normalise
+from roleplay.app.drill import drill_and_analyse
 from roleplay.audio.virtual import virtual_devices
 from roleplay.bench.live import ScriptedTrainee, espeak, prepare_trainee
 from roleplay.recording.calldir import load_call
-from roleplay.app.drill import drill_and_analyse
 from roleplay.session.live import DrillSettings, delay_summary
 
 pytestmark = pytest.mark.model

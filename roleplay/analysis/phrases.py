@@ -163,9 +163,10 @@ def _checked_words(words: Sequence[Word]) -> list[Word]:
             f"phrase matching needs text or a sequence of (text, start_s, end_s), "
             f"got {type(words).__name__}"
         ) from None
-    for k, item in enumerate(items):
-        if all(hasattr(item, name) for name in ("text", "start_s", "end_s")):
-            item = items[k] = (item.text, item.start_s, item.end_s)  # roleplay.speech.asr.Word
+    for k, given in enumerate(items):
+        item = given
+        if all(hasattr(given, name) for name in ("text", "start_s", "end_s")):
+            item = items[k] = (given.text, given.start_s, given.end_s)  # roleplay.speech.asr.Word
         ok = (
             isinstance(item, tuple | list)
             and len(item) == 3

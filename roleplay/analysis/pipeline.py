@@ -7,7 +7,7 @@ else runs for real.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -345,7 +345,7 @@ def _relative(t: Turn, b: Baseline) -> Turn:
     return replace(t, rate_vs_baseline_pct=rate, loudness_vs_baseline_db=loud, pitch_vs_baseline_st=pitch_st)
 
 
-def _anger_from_events(events: tuple[dict[str, Any], ...]) -> tuple[tuple[float, float], ...]:
+def _anger_from_events(events: tuple[Mapping[str, Any], ...]) -> tuple[tuple[float, float], ...]:
     return tuple((float(e["t_s"]), float(e["anger"])) for e in events
                  if e.get("type") in ("anger", "call-start") and isinstance(e.get("anger"), int | float))
 
@@ -363,7 +363,7 @@ def analyse_audio(
     language: str,
     transcriber: Transcriber,
     calibration: Audio | None = None,
-    events: tuple[dict[str, Any], ...] = (),
+    events: tuple[Mapping[str, Any], ...] = (),  # a call directory's events, as JSON objects
     call: dict[str, Any] | None = None,
     settings: TimingSettings = TimingSettings(),
     progress: Callable[[str], None] | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,13 +34,13 @@ class CallInput:
     trainee: Audio | None
     calibration: Audio | None
     language: str | None  # from the call's metadata, if any
-    events: tuple[dict[str, Any], ...]
+    events: tuple[Mapping[str, Any], ...]  # typed events (roleplay.recording.events) read as JSON objects
     call: dict[str, Any]
     source: dict[str, Any]
     default_json: Path
 
 
-def _call_summary(meta: dict[str, Any], cut_off: bool) -> dict[str, Any]:
+def _call_summary(meta: Mapping[str, Any], cut_off: bool) -> dict[str, Any]:
     keys = ("call_id", "scenario", "trainee", "mode", "outcome", "anger_start", "anger_peak", "anger_end",
             "needs", "status")
     out = {k: meta[k] for k in keys if k in meta}

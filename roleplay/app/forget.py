@@ -15,6 +15,7 @@ removed rolls the database back, so running the command again finishes the job.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -85,11 +86,13 @@ def is_call_directory(path: Path) -> bool:
     """A directory `roleplay.recording.calldir` wrote: meta.json with `format_version` and `rate_hz`."""
     if path.is_symlink() or not path.is_dir():
         return False
+    from roleplay.recording.calldir import read_meta
+
     try:
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        read_meta(path)  # parses only as a call's meta.json (format_version, rate_hz, ...)
+    except InputError:
         return False
-    return isinstance(meta, dict) and "format_version" in meta and isinstance(meta.get("rate_hz"), int)
+    return True
 
 
 def _checked_dir(value: str | None) -> tuple[Path | None, str | None]:
@@ -194,9 +197,11 @@ def _plan_call(path: Path, history: History | None, label: str | None) -> Forget
     resolved = path.resolve()
     keys = ["dir:" + str(resolved)]
     if path.exists():
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("call_id"):
-            keys.append(f"id:{meta['call_id']}")
+        from roleplay.recording.calldir import read_meta
+
+        call_id = read_meta(path).call_id
+        if call_id:
+            keys.append(f"id:{call_id}")
     rows = _rows(history, f"call_dir = ? OR call_key IN ({', '.join('?' * len(keys))})",
                  [str(resolved), *keys]) if history else []
     calls = [_call(r) for r in rows]
@@ -266,10 +271,8 @@ def _dir_size(path: Path) -> tuple[int, int]:
     for root, _dirs, names in os.walk(path):
         for name in names:
             files += 1
-            try:
+            with contextlib.suppress(OSError):  # a file removed meanwhile: nothing to count
                 size += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
     return files, size
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import shutil
 import subprocess
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from roleplay.audio.clip import Audio
-from roleplay.core.constants import RATE_HZ  # noqa: E402
+from roleplay.core.constants import RATE_HZ
 from roleplay.core.errors import RoleplayError
 
 BENCH_SCENARIO = "nl-visite-derde-keer"
@@ -103,16 +102,17 @@ class ScriptedTrainee:
         if self.greeting:
             self._inject(self.greeting, self.greeting_at_s, "greeting")
         seen = 0
-        events = self.call_dir / "events.jsonl"
+        from roleplay.recording.calldir import read_events
+        from roleplay.recording.events import CallerLine
+
         while not self._stop.is_set() and self.replies:
-            lines = events.read_text(encoding="utf-8").splitlines() if events.exists() else []
-            caller = [e for e in (json.loads(x) for x in lines if x.strip().endswith("}"))
-                      if e.get("type") == "caller-line"]
+            # the log grows as we read: a half-written last line is skipped, as any reader does
+            caller = [e for e in read_events(self.call_dir) if isinstance(e, CallerLine)]
             if len(caller) > seen:
                 ev = caller[seen]
                 seen += 1
                 text, mode, offset_s = self.replies.pop(0)
-                at = ev["t_s"] + offset_s if mode == "interrupt" else ev["end_s"] + offset_s
+                at = ev.t_s + offset_s if mode == "interrupt" else ev.end_s + offset_s
                 self._inject(text, at, mode)
             time.sleep(0.03)
 
@@ -135,7 +135,7 @@ def run_latency_bench(model: str | None, *, caller_lines: int = 7) -> int:
 
     from roleplay.app.analyse import load_transcriber
     from roleplay.audio.virtual import virtual_devices
-    from roleplay.bench.run import print_machine
+    from roleplay.bench.machine import print_machine
     from roleplay.session.live import DrillSettings, delay_summary, run_drill
 
     work = Path(tempfile.mkdtemp(prefix="roleplay-bench-latency-"))

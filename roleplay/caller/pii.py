@@ -286,9 +286,10 @@ def _candidates(text: str) -> list[Finding]:
     for m in _YEAR.finditer(text):  # a year alone, next to a birth word
         if _near_before(text, m.start(), _BIRTH_WORDS, 40) or _BIRTH_WORDS.search(text[m.end():m.end() + 20]):
             add("birth_date", m, "year of birth")
-    for m in _NUMBER_RUN.finditer(text):
-        if m.group().startswith("(") and ")" not in m.group():
-            m = re.compile(r"\d.*", re.S).search(text, m.start(), m.end()) or m  # "(06-1234..." in brackets
+    for run in _NUMBER_RUN.finditer(text):
+        m = run
+        if run.group().startswith("(") and ")" not in run.group():
+            m = re.compile(r"\d.*", re.S).search(text, run.start(), run.end()) or run  # "(06-1234..." in brackets
         digits = re.sub(r"\D", "", m.group())
         if 8 <= len(digits) <= 12 and _near_before(text, m.start(), _BSN_WORDS, 40):
             add("bsn", m, "citizen service or health number")

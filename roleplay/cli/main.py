@@ -243,8 +243,8 @@ def _cmd_drill(args: argparse.Namespace) -> int:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from roleplay.audio.devices import cmd_devices
     from roleplay.app.drill import device_spec
+    from roleplay.audio.devices import cmd_devices
 
     return cmd_devices(test=args.test, input_device=device_spec(args.input_device),
                        output_device=device_spec(args.output_device), out=sys.stdout)

@@ -545,11 +545,13 @@ def _dir_key(call_dir: Path) -> str:
 def _read_meta(call_dir: Path | None) -> dict[str, Any]:
     if call_dir is None:
         return {}
+    from roleplay.core.errors import InputError
+    from roleplay.recording.calldir import read_meta
+
     try:
-        meta = json.loads((Path(call_dir) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_meta(call_dir).to_dict()
+    except InputError:  # gone or damaged: the analysis alone still makes the row
         return {}
-    return meta if isinstance(meta, dict) else {}
 
 
 def call_fields(
