@@ -179,12 +179,12 @@ def _positive(a: Analysis):
 
 
 def _silence(a: Analysis):
-    lat = [t for t in _trainee(a) if t.response_latency_s is not None]
+    lat = [(t, t.response_latency_s) for t in _trainee(a) if t.response_latency_s is not None]
     if not lat or not a.has_caller:
         return NA
-    long_pauses = [t for t in lat if t.response_latency_s >= SILENCE_S]
-    figures = {"long_pauses": len(long_pauses), "max_latency_s": max(t.response_latency_s for t in lat),
-               "median_latency_s": _median([t.response_latency_s for t in lat]), "threshold_s": SILENCE_S}
+    long_pauses = [t for t, latency in lat if latency >= SILENCE_S]
+    figures = {"long_pauses": len(long_pauses), "max_latency_s": max(latency for _, latency in lat),
+               "median_latency_s": _median([latency for _, latency in lat]), "threshold_s": SILENCE_S}
     return ("pass" if long_pauses else "fail"), figures, tuple(t.index for t in long_pauses)
 
 

@@ -157,7 +157,8 @@ def _tokens(words: str | Sequence[Word]) -> _Tokens:
 
 def _checked_words(words: Sequence[Word]) -> list[Word]:
     try:
-        items = list(words)
+        # Any: the caller's words are checked here, whatever they are (recognizer Word objects too)
+        items: list[Any] = list(words)
     except TypeError:
         raise InputError(
             f"phrase matching needs text or a sequence of (text, start_s, end_s), "
@@ -301,6 +302,8 @@ def _parse_entry(entry: Any, *, where: str, macros: dict[str, str]) -> Pattern:
 def _find(pattern: Pattern, toks: _Tokens, polarity: frozenset[str]) -> list[_Span]:
     """Non-overlapping best matches of one pattern, after its exceptions."""
     if pattern.kind == "regex":
+        if pattern.regex is None:
+            raise ValueError(f"pattern {pattern.text!r} is of kind regex but has no compiled expression")
         spans = [
             _regex_span(pattern, toks, m) for m in pattern.regex.finditer(toks.text) if m.group()
         ]

@@ -67,7 +67,7 @@ def read_input(args: argparse.Namespace) -> CallInput:
                              f"(it has {n} channel{'s' if n != 1 else ''}); for the trainee alone use --trainee FILE")
         if channels[0] == channels[1]:
             raise InputError(f"--caller-channel and --trainee-channel are both {channels[0]}; expected two channels")
-        caller = load_audio(path, channel=channels[0])
+        caller: Audio | None = load_audio(path, channel=channels[0])  # None below: no caller file
         trainee = load_audio(path, channel=channels[1])
         return CallInput(caller, trainee, calibration, None, (), {}, {"file": str(path), "channels": list(channels)},
                          Path(f"{path.stem}.analysis.json"))

@@ -252,12 +252,12 @@ def _delete_rows(conn: Any, dialect: str, *, call_keys: Iterable[str], trainee: 
             f"SELECT id FROM calls WHERE call_key IN ({', '.join('?' * len(part))})", part)]
     for table in [t for t in _tables_with(conn, dialect, "call_id") if t != "calls"]:
         for i in range(0, len(ids), _CHUNK):
-            part = ids[i:i + _CHUNK]
-            cur = conn.execute(f'DELETE FROM "{table}" WHERE call_id IN ({", ".join("?" * len(part))})', part)
+            id_part = ids[i:i + _CHUNK]
+            cur = conn.execute(f'DELETE FROM "{table}" WHERE call_id IN ({", ".join("?" * len(id_part))})', id_part)
             counts[table] = counts.get(table, 0) + max(cur.rowcount, 0)
     for i in range(0, len(ids), _CHUNK):
-        part = ids[i:i + _CHUNK]
-        cur = conn.execute(f"DELETE FROM calls WHERE id IN ({', '.join('?' * len(part))})", part)
+        id_part = ids[i:i + _CHUNK]
+        cur = conn.execute(f"DELETE FROM calls WHERE id IN ({', '.join('?' * len(id_part))})", id_part)
         counts["calls"] = counts.get("calls", 0) + max(cur.rowcount, 0)
     if trainee is not None:
         for table in [t for t in _tables_with(conn, dialect, "trainee") if t != "calls"]:

@@ -39,7 +39,7 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from roleplay.caller import pii
 from roleplay.core.errors import InputError
@@ -138,7 +138,17 @@ DEBRIEF_SOCIAL_MEDIA = {
     "en": (" If a caller threatens to go after you online, tell your manager and the confidential adviser; "
            "the employer responds, not you, and may report it to the police."),
 }
-TEXTS = {
+class _Texts(TypedDict):
+    title_recording: str
+    title_notes: str
+    who_recording: str
+    who_template: str
+    reason_recording: str
+    reason_template: str
+    sex: dict[str | None, str]  # by voice sex; None when the pitch was not measured
+
+
+TEXTS: dict[str, _Texts] = {
     "nl": {
         "title_recording": "Na het incident van {date}",
         "title_notes": "Na het incident ({id})",

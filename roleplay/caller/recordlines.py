@@ -33,7 +33,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -196,7 +196,7 @@ class LineEndpointer:
                     self._onset = i
                 self._last = i
                 self._speech += 1
-            elif self._onset is not None and i - self._last >= self.end_frames:
+            elif self._onset is not None and i - self._heard()[1] >= self.end_frames:
                 if self._speech >= self.min_frames:
                     return self._finish(whole, "ended")
                 self._onset, self._last, self._speech = None, None, 0  # a click: keep waiting
@@ -214,11 +214,20 @@ class LineEndpointer:
                 self._finish(self._buf[:self._len], "ended")
             else:
                 self.take = Take(None, "no-speech")
+        if self.take is None:
+            raise RuntimeError("the line endpointer finished without a take")
         return self.take
 
+    def _heard(self) -> tuple[int, int]:
+        """The first and last speech frame of the line being heard (set together, at its first speech)."""
+        if self._onset is None or self._last is None:
+            raise RuntimeError("the line endpointer has heard no speech yet")
+        return self._onset, self._last
+
     def _finish(self, whole: np.ndarray, reason: str) -> bool:
-        start = max(0, self._onset * self.frame - int(PRE_ROLL_S * RATE_HZ))
-        end = min(len(whole), (self._last + 1) * self.frame + int(POST_ROLL_S * RATE_HZ))
+        onset, last = self._heard()
+        start = max(0, onset * self.frame - int(PRE_ROLL_S * RATE_HZ))
+        end = min(len(whole), (last + 1) * self.frame + int(POST_ROLL_S * RATE_HZ))
         audio = Audio(whole[start:end].copy(), RATE_HZ)
         self.take = Take(audio, reason, round(self._speech * self.frame_s, 2))
         return True
@@ -229,7 +238,7 @@ def record_take(blocks: Iterable[np.ndarray], **endpointer_args: Any) -> Take:
     ep = LineEndpointer(**endpointer_args)
     for block in blocks:
         if ep.feed(block):
-            return ep.take
+            return ep.finish_early()  # the line is complete: this returns its take as it is
     return ep.finish_early()
 
 
@@ -265,7 +274,7 @@ class _Microphone:
             self._error = exc
             self._queue.put((-1, None))
 
-    def blocks(self, *, timeout_s: float = 5.0) -> Iterator[np.ndarray]:
+    def blocks(self, *, timeout_s: float = 5.0) -> Generator[np.ndarray, None, None]:
         """Microphone blocks from now on, until the caller stops iterating."""
         self._generation += 1
         generation = self._generation

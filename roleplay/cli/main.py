@@ -16,7 +16,7 @@ from roleplay.core.errors import RoleplayError
 class _Parser(argparse.ArgumentParser):
     """Bad command-line values give one line, like every other error (argparse prints the usage too)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 

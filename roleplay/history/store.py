@@ -259,6 +259,9 @@ class History:
     `path`: a SQLite file (the default: see `default_db_path`), or a PostgreSQL URL
     (`postgresql://user@host/dbname`, needs `psycopg`) so that several posts share one history."""
 
+    url: str | None  # None for SQLite
+    conn: sqlite3.Connection | _PgConn
+
     def __init__(self, path: str | Path | None = None) -> None:
         target: str | Path = path if path else (os.environ.get(DB_ENV) or default_db_path())
         if is_url(target):
@@ -374,6 +377,8 @@ class History:
         if version > 0 and self.dialect == "sqlite":  # keep the old file before changing it
             backup = self.path.with_name(f"{self.path.name}.v{version}.bak")
             if not backup.exists():
+                if not isinstance(self.conn, sqlite3.Connection):
+                    raise TypeError(f"{self.path}: a SQLite history without a sqlite3 connection")
                 dest = sqlite3.connect(backup)
                 with dest:
                     self.conn.backup(dest)

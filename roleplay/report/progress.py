@@ -100,11 +100,12 @@ def print_progress(
         if original is None:
             print(f"{name:<20} {nums[0]:>8.1f} {nums[-1]:>8.1f}  {_trend(nums)}", file=out)
             continue
-        ov = original.figures.get(name)
-        has = isinstance(ov, int | float)
+        orig_value = original.figures.get(name)
+        has = isinstance(orig_value, int | float)
         print(
-            f"{name:<20} {f'{ov:.1f}' if has else '-':>8} {nums[0]:>8.1f} {nums[-1]:>8.1f}  {_trend(nums):<5}  "
-            + (f"{nums[-1] - ov:+.1f}" if has else "-"),
+            f"{name:<20} {f'{orig_value:.1f}' if has else '-':>8} {nums[0]:>8.1f} {nums[-1]:>8.1f}  "
+            f"{_trend(nums):<5}  "
+            + (f"{nums[-1] - orig_value:+.1f}" if isinstance(orig_value, int | float) else "-"),
             file=out,
         )
 
@@ -140,11 +141,11 @@ def render_progress_html(
         for name, band in TREND_FIGURES.items():
             values = [r.figures.get(name) for r in rows]
             nums = [v for v in values if isinstance(v, int | float)]
-            ov = original.figures.get(name) if original is not None else None
-            if not nums and not isinstance(ov, int | float):
+            orig_value = original.figures.get(name) if original is not None else None
+            if not nums and not isinstance(orig_value, int | float):
                 continue
             orig_td = (
-                f"<td class='original'>{f'{ov:g}' if isinstance(ov, int | float) else '–'}</td>"
+                f"<td class='original'>{f'{orig_value:g}' if isinstance(orig_value, int | float) else '–'}</td>"
                 if original is not None
                 else ""
             )
