@@ -16,6 +16,8 @@ timeout and `BEGIN IMMEDIATE` around every write, so no row is lost or half-writ
     figures      key figures per call (name -> number)
     reviews      trainer overrides (v2): item, verdict, note, reviewer, time; the newest counts
     group_members  which trainees form a group (v2)
+    users, web_sessions, login_failures, access_log, training_groups, trainer_groups,
+    readiness_marks, settings   the browser app's accounts (v3; see history/accounts.py)
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from roleplay.core.errors import RoleplayError
 from roleplay.core.files import write_atomic
 from roleplay.core.paths import make_private_dir, user_data_dir
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_ENV = "ROLEPLAY_DB"
 BUSY_TIMEOUT_S = 30.0
 BUSY_TIMEOUT_ENV = "ROLEPLAY_DB_TIMEOUT_S"  # how long to wait for another process's write lock
@@ -141,6 +143,69 @@ CREATE TABLE group_members (
 """
 
 
+# The browser app's accounts (roleplay/history/accounts.py). A user's name is the trainee name in
+# calls.trainee and group_members, so groups, trainers and marks refer to users by name.
+# Foreign keys to users.id are BIGINT: _pg_ddl makes users.id a BIGINT identity on PostgreSQL.
+_V3 = """
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('trainee', 'trainer', 'admin')),
+    password_hash TEXT NOT NULL,
+    language TEXT NOT NULL DEFAULT 'nl' CHECK (language IN ('nl', 'en')),
+    created_utc TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE web_sessions (
+    token_sha256 TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_utc TEXT NOT NULL,
+    expires_utc TEXT NOT NULL,
+    csrf_token TEXT NOT NULL
+);
+CREATE INDEX web_sessions_by_user ON web_sessions (user_id);
+CREATE TABLE login_failures (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    at_utc TEXT NOT NULL
+);
+CREATE INDEX login_failures_by_name ON login_failures (name, at_utc);
+CREATE INDEX login_failures_by_address ON login_failures (address, at_utc);
+CREATE TABLE access_log (
+    id INTEGER PRIMARY KEY,
+    who TEXT NOT NULL,
+    at_utc TEXT NOT NULL,
+    action TEXT NOT NULL,
+    call_id BIGINT,
+    target TEXT,
+    detail TEXT NOT NULL
+);
+CREATE TABLE training_groups (
+    group_name TEXT PRIMARY KEY,
+    created_utc TEXT NOT NULL
+);
+CREATE TABLE trainer_groups (
+    trainer TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    PRIMARY KEY (trainer, group_name)
+);
+CREATE TABLE readiness_marks (
+    id INTEGER PRIMARY KEY,
+    trainee TEXT NOT NULL,
+    ready INTEGER NOT NULL,
+    marked_by TEXT NOT NULL,
+    marked_utc TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX readiness_marks_by_trainee ON readiness_marks (trainee, id);
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
@@ -161,6 +226,7 @@ def _backfill_v2(conn: Any) -> None:
 MIGRATIONS: dict[int, tuple[str, Callable[[Any], None] | None]] = {
     1: (_V1, None),
     2: (_V2, _backfill_v2),
+    3: (_V3, None),
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
