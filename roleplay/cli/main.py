@@ -189,6 +189,34 @@ def _add_forget(sub: Any) -> None:
     fg.add_argument("--yes", action="store_true", help="do not ask; needed when stdin is not a terminal")
 
 
+def _add_users(sub: Any) -> None:
+    u = sub.add_parser("users", help="the accounts of the browser app (roleplay serve)")
+    us = u.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    ua = us.add_parser("add", help="add a user (the first admin, for a start)",
+                       description="Add a user of the browser app. The password is asked twice on the terminal, "
+                                   "or read from standard input with --password-stdin.")
+    ua.add_argument("name", help="the user's name; a trainee's name is the one their calls are recorded under")
+    ua.add_argument("--role", required=True, choices=["trainee", "trainer", "admin"])
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    ua.add_argument("--db", metavar="FILE|URL", help="history database (default: ROLEPLAY_DB or the user-data dir)")
+    ul = us.add_parser("list", help="list the users")
+    ul.add_argument("--db", metavar="FILE|URL", help="history database (default: ROLEPLAY_DB or the user-data dir)")
+
+
+def _add_serve(sub: Any) -> None:
+    sv = sub.add_parser("serve", help="the browser app: sign in, practise, read reports, manage trainees",
+                        description="Run the browser app on this machine, over the same history as the commands.")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=_bounded(lambda v: 0 <= v <= 65535, "a port from 0 to 65535",
+                                            what="whole number", cast=int), default=8000, help="default 8000")
+    sv.add_argument("--open", action="store_true", help="open the app in this machine's browser")
+    sv.add_argument("--db", metavar="FILE|URL", help="history database (default: ROLEPLAY_DB or the user-data dir)")
+    sv.add_argument("--certfile", metavar="FILE", help="TLS certificate: serve HTTPS (with --keyfile)")
+    sv.add_argument("--keyfile", metavar="FILE", help="the certificate's private key")
+    sv.add_argument("--calls-dir", metavar="DIR", help="where drills started in the app are written "
+                    "(default: the user-data dir's calls/)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="roleplay",
@@ -205,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_devices(sub)
     _add_bench(sub)
     _add_forget(sub)
+    _add_users(sub)
+    _add_serve(sub)
 
     from roleplay.cli import history as history_cli  # report, history, progress, readiness, review, group
 
@@ -285,9 +315,22 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     return scenario.cmd_scenarios_validate(args.files, sys.stdout)
 
 
+def _cmd_users(args: argparse.Namespace) -> int:
+    from roleplay.web.commands import cmd_users
+
+    return cmd_users(args)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from roleplay.web.commands import cmd_serve
+
+    return cmd_serve(args)
+
+
 COMMANDS = {"analyse": _cmd_analyse, "analyze": _cmd_analyse, "example": _cmd_example, "bench": _cmd_bench,
             "voices": _cmd_voices, "scenarios": _cmd_scenarios, "demo": _cmd_demo,
-            "drill": _cmd_drill, "devices": _cmd_devices, "forget": _cmd_forget}
+            "drill": _cmd_drill, "devices": _cmd_devices, "forget": _cmd_forget, "users": _cmd_users,
+            "serve": _cmd_serve}
 
 
 def _history_commands() -> dict:
