@@ -25,7 +25,7 @@ import roleplay.app.demo  # noqa: F401 - now: cmd_demo binds sys.stdout at impor
 from roleplay.cli.main import main as cli_main
 from roleplay.core.advice import ADVICE_IDS
 from roleplay.core.errors import RoleplayError
-from roleplay.history.store import History
+from roleplay.history.store import SCHEMA_VERSION, History
 from roleplay.recording.calldir import CallWriter, RecordingError, load_call
 
 RATE_HZ = 16_000
@@ -258,7 +258,7 @@ def test_a_history_locked_at_opening_is_the_same_clear_message(tmp_path, monkeyp
         with pytest.raises(RoleplayError, match="locked by another process for more than 0.5 s"):
             History(db)
     with History(db) as h:  # migrates once the lock is gone
-        assert h.schema_version() == 2
+        assert h.schema_version() == SCHEMA_VERSION
 
 
 # --------------------------------------------------------------------------- the model is missing or damaged
