@@ -14,6 +14,8 @@ from roleplay.speech.models import prepare_environment
 prepare_environment()
 # Tests never touch the user's own history: one throw-away database per test session.
 os.environ["ROLEPLAY_DB"] = os.path.join(tempfile.mkdtemp(prefix="roleplay-test-db-"), "history.sqlite3")
+# ... nor the scenarios saved in the app on this machine (they would join every scenario list).
+os.environ["ROLEPLAY_SAVED_SCENARIOS_DIR"] = tempfile.mkdtemp(prefix="roleplay-test-saved-scenarios-")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("ROLEPLAY_SHARED_DIR", REPO.parent / "shared"))

@@ -28,7 +28,7 @@ import yaml
 
 from roleplay.core.advice import ADVICE_IDS
 from roleplay.core.errors import InputError
-from roleplay.core.paths import data_dir
+from roleplay.core.paths import data_dir, saved_scenarios_dir
 
 LANGUAGES = ("nl", "en")
 INTENSITIES = ("mild", "realistic", "severe")
@@ -737,25 +737,37 @@ def _looks_like_path(ref: str | Path) -> bool:
     return isinstance(ref, Path) or "/" in ref or os.sep in ref or ref.endswith((".yaml", ".yml"))
 
 
+def scenario_files() -> dict[str, Path]:
+    """Scenario id -> file: the scenarios directory, then the scenarios saved in the app
+    (`saved_scenarios_dir`), whose ids never hide a scenario of the first."""
+    files = {p.stem: p for p in sorted(scenarios_dir().glob("*.yaml"))}
+    saved = saved_scenarios_dir()
+    if saved.is_dir() and saved.resolve() != scenarios_dir().resolve():
+        for p in sorted(saved.glob("*.yaml")):
+            files.setdefault(p.stem, p)
+    return dict(sorted(files.items()))
+
+
 def load_scenario(path_or_id: str | Path) -> Scenario:
-    """A scenario by file path, or by id from the scenarios directory."""
+    """A scenario by file path, or by id from the scenarios directory (or the saved scenarios)."""
     if _looks_like_path(path_or_id):
         return _read_scenario_file(Path(path_or_id))
-    path = scenarios_dir() / f"{path_or_id}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in scenarios_dir().glob("*.yaml"))) or "none"
+    files = scenario_files()
+    if path_or_id not in files:
+        known = ", ".join(files) or "none"
         raise InputError(
             f"unknown scenario {path_or_id!r}: expected a file path or one of: {known}"
         )
-    return _read_scenario_file(path)
+    return _read_scenario_file(files[path_or_id])
 
 
 def list_scenarios() -> tuple[Scenario, ...]:
-    """Every scenario in the scenarios directory, by id; a broken file raises its InputError."""
+    """Every scenario in the scenarios directory and the saved ones, by id; a broken file raises
+    its InputError."""
     directory = scenarios_dir()
     if not directory.is_dir():
         raise InputError(f"{directory}: no such directory, expected the scenarios directory")
-    return tuple(_read_scenario_file(p) for p in sorted(directory.glob("*.yaml")))
+    return tuple(_read_scenario_file(p) for p in scenario_files().values())
 
 
 # ---------------------------------------------------------------------------------------------

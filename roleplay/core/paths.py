@@ -56,6 +56,13 @@ def config_path() -> Path:
     return base / "config.toml"
 
 
+def saved_scenarios_dir() -> Path:
+    """Scenarios made in the app (editor, import from a recording): `ROLEPLAY_SAVED_SCENARIOS_DIR`,
+    else `scenarios/` in the user-data directory. Found beside the shipped ones, never instead."""
+    value = os.environ.get("ROLEPLAY_SAVED_SCENARIOS_DIR")
+    return Path(value).expanduser() if value else user_data_dir() / "scenarios"
+
+
 def data_dirs(name: str, *, env: str) -> tuple[Path, ...]:
     """$env, then the shipped roleplay/data/NAME (in a checkout a link to the top-level NAME/);
     existing ones only."""

@@ -115,6 +115,20 @@ def render_progress_html(
 ) -> str:
     """`original`: the real call the scenario was made from, in its own column (see print_progress)."""
     language = language_of([*rows, *([original] if original is not None else [])])
+    p = texts(language)["progress"]
+    e = html.escape
+    body = progress_body_html(rows, scenario=scenario, original=original, language=language)
+    return f"""<!doctype html>
+<html lang="{e(language)}"><head><meta charset="utf-8"><title>{e(p["title"])}: {e(trainee)}</title>
+<style>{CSS}</style></head><body><h1>{e(p["title"])}: {e(trainee)}</h1>{body}</body></html>
+"""
+
+
+def progress_body_html(
+    rows: Sequence[CallRow], *, scenario: str | None = None, original: CallRow | None = None, language: str = "nl"
+) -> str:
+    """The progress page's content (items, figures, calls) without page or style, for the browser
+    app to place in its own page."""
     t = texts(language)
     p, items_t, fig_t = t["progress"], t["items"], t["figures"]
     e = html.escape
@@ -170,7 +184,4 @@ def render_progress_html(
             f"<h2>{e(p['figures'])}</h2><table id='figures'>{''.join(fig_rows)}</table>"
             f"<h2>{e(t['labels']['date'])}</h2><table id='calls'>{calls}</table>"
         )
-    return f"""<!doctype html>
-<html lang="{e(language)}"><head><meta charset="utf-8"><title>{e(p["title"])}: {e(trainee)}</title>
-<style>{CSS}</style></head><body><h1>{e(p["title"])}: {e(trainee)}</h1>{body}</body></html>
-"""
+    return body
