@@ -185,15 +185,16 @@ def write_call_outputs(
     return json_path, html_path
 
 
-def analyse_call_dir(directory: Path, language: str, transcriber: Transcriber
+def analyse_call_dir(directory: Path, language: str, transcriber: Transcriber, *, db: Any = None
                      ) -> tuple[Analysis, tuple[AdviceResult, ...], dict[str, Any], Path, Path]:
     """What `example`, `demo` and `drill` do with the call they made: analyse the directory, write
     analysis.json and report.html, and record it in the history (so progress and readiness count
-    it). Returns (analysis, advice, the JSON data, json_path, report_path)."""
+    it; `db` as `write_call_outputs`, e.g. the web app's history). Returns (analysis, advice, the
+    JSON data, json_path, report_path)."""
     inp = _call_dir_input(Path(directory))
     analysis, advice = run_analysis(inp, language=language, transcriber=transcriber)
     data = analysis_dict(analysis, advice, source=inp.source)
-    json_path, report_path = write_call_outputs(Path(directory), data)
+    json_path, report_path = write_call_outputs(Path(directory), data, db=db)
     return analysis, advice, data, json_path, report_path
 
 

@@ -532,6 +532,43 @@ def _read_until(stream: DuplexStream, *, end_sample: int) -> np.ndarray:
 # -- `roleplay devices [--test]` --------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DeviceTest:
+    """What `check_devices` measured: the microphone's level over TEST_RECORD_S while a tone
+    played, and the output-to-input delay (`lag`; its confidence is low with a headset)."""
+
+    silent: bool  # only zeros: muted, blocked or no permission
+    peak_dbfs: float
+    rms_dbfs: float
+    clipped_samples: int  # at full scale
+    lag: LagMeasurement
+    glitches: StreamStatus
+
+    @property
+    def lag_found(self) -> bool:
+        return self.lag.confidence >= MIN_LAG_CONFIDENCE
+
+
+def check_devices(*, input_device: DeviceSpec, output_device: DeviceSpec) -> DeviceTest:
+    """Play chirps (the delay) and a tone, then record TEST_RECORD_S (the trainee says something)."""
+    with DuplexStream(input_device=input_device, output_device=output_device) as stream:
+        lag = measure_lag(stream)
+        tone_t = np.arange(int(0.5 * stream.rate_hz)) / stream.rate_hz
+        stream.play(
+            Audio((0.25 * np.sin(2 * np.pi * 440 * tone_t)).astype(np.float32), stream.rate_hz)
+        )
+        begin = stream.input_position_samples
+        recorded = _read_until(stream, end_sample=begin + int(TEST_RECORD_S * stream.rate_hz))
+        status = stream.status
+    peak = float(np.max(np.abs(recorded))) if len(recorded) else 0.0
+    rms = float(np.sqrt(np.mean(recorded.astype(np.float64) ** 2))) if len(recorded) else 0.0
+    return DeviceTest(
+        silent=not np.any(recorded), peak_dbfs=amplitude_to_db(peak), rms_dbfs=amplitude_to_db(rms),
+        clipped_samples=int(np.count_nonzero(np.abs(recorded) >= CLIP_LEVEL)), lag=lag,
+        glitches=status,
+    )
+
+
 def cmd_devices(
     *, test: bool, input_device: DeviceSpec, output_device: DeviceSpec, out: TextIO
 ) -> int:
@@ -557,32 +594,22 @@ def cmd_devices(
         "recording (say something)",
         file=out,
     )
-    with DuplexStream(input_device=input_device, output_device=output_device) as stream:
-        lag = measure_lag(stream)
-        tone_t = np.arange(int(0.5 * stream.rate_hz)) / stream.rate_hz
-        stream.play(
-            Audio((0.25 * np.sin(2 * np.pi * 440 * tone_t)).astype(np.float32), stream.rate_hz)
-        )
-        begin = stream.input_position_samples
-        recorded = _read_until(stream, end_sample=begin + int(TEST_RECORD_S * stream.rate_hz))
-        status = stream.status
-
-    if not np.any(recorded):
+    result = check_devices(input_device=input_device, output_device=output_device)
+    if result.silent:
         print(
             "input: the microphone records silence: muted, blocked or missing OS permission",
             file=out,
         )
         return 1
-    peak = float(np.max(np.abs(recorded)))
-    rms = float(np.sqrt(np.mean(recorded.astype(np.float64) ** 2)))
-    clipped = int(np.count_nonzero(np.abs(recorded) >= CLIP_LEVEL))
     print(
-        f"input level: peak {amplitude_to_db(peak):.1f} dBFS, rms {amplitude_to_db(rms):.1f} dBFS",
+        f"input level: peak {result.peak_dbfs:.1f} dBFS, rms {result.rms_dbfs:.1f} dBFS",
         file=out,
     )
+    clipped = result.clipped_samples
     clip_text = f"{clipped} samples at full scale: lower the input gain" if clipped else "none"
     print(f"clipping: {clip_text}", file=out)
-    if lag.confidence >= MIN_LAG_CONFIDENCE:
+    lag = result.lag
+    if result.lag_found:
         print(
             f"output-to-input delay: {lag.lag_ms:.0f} ms (confidence {lag.confidence:.2f}, "
             f"spread {lag.spread_ms:.0f} ms)",
@@ -594,6 +621,6 @@ def cmd_devices(
             "microphone did not hear the speaker (expected with a headset)",
             file=out,
         )
-    if status != StreamStatus(0, 0, 0, 0):
-        print(f"glitches: {status}", file=out)
+    if result.glitches != StreamStatus(0, 0, 0, 0):
+        print(f"glitches: {result.glitches}", file=out)
     return 0

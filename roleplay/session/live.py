@@ -34,7 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 
@@ -109,6 +109,18 @@ def calibration_path(trainee: str) -> Path:
     if not trainee or "/" in trainee or trainee.startswith("."):
         raise InputError(f"trainee name {trainee!r}: expected a plain name without '/'")
     return trainees_dir() / trainee / "calibration.wav"
+
+
+class StatusSink(Protocol):
+    """Where a live call reports its progress: `show` for every microphone block (elapsed time,
+    who speaks: "caller speaking", "trainee speaking" or "listening", the trainee's level, the
+    caller's anger), `say` for a line of news. The terminal's is `_Status`; the web app passes its
+    own to `run_drill`."""
+
+    def show(self, *, t_s: float, who: str, level_dbfs: float, anger: float,
+             force: bool = False) -> None: ...
+
+    def say(self, text: str) -> None: ...
 
 
 class _Status:
@@ -246,9 +258,11 @@ class _Resumed:
         return known + (self.inner.transcribe(audio, later, language=language) if later else ())
 
 
-def record_calibration(stream: DuplexStream, *, sentence: str, status: _Status,
-                       settings: TurnSettings | None = None) -> Audio:
-    """Ask the trainee to read `sentence`; record from their first word until a pause ends it."""
+def record_calibration(stream: DuplexStream, *, sentence: str, status: StatusSink,
+                       settings: TurnSettings | None = None,
+                       on_level: Callable[[float], None] | None = None) -> Audio:
+    """Ask the trainee to read `sentence`; record from their first word until a pause ends it.
+    `on_level` gets each microphone block's level (dBFS), for a level meter."""
     settings = settings or TurnSettings()
     status.say(f'Calibration: read this sentence at your normal voice:\n  "{sentence}"')
     vad, taker = StreamingVad(), TurnTaker(settings)
@@ -261,6 +275,8 @@ def record_calibration(stream: DuplexStream, *, sentence: str, status: _Status,
         if block is None:
             continue
         samples.append(block)
+        if on_level is not None:
+            on_level(amplitude_to_db(float(np.sqrt(np.mean(block.astype(np.float64) ** 2)))))
         pending = np.concatenate((pending, block))
         while len(pending) >= vad.frame_samples:
             frame, pending = pending[: vad.frame_samples], pending[vad.frame_samples :]
@@ -366,7 +382,7 @@ class Drill:
 
     def __init__(self, *, session: CallerSession, stream: Any, writer: Any, speaker: Any,
                  listen: TurnAnalyser, live_transcriber: Any, vad: StreamingVad,
-                 settings: DrillSettings, status: _Status, origin: int, lag: LagMeasurement,
+                 settings: DrillSettings, status: StatusSink, origin: int, lag: LagMeasurement,
                  on_ready: Callable[[], None] | None = None,
                  hang_up: threading.Event | None = None) -> None:
         self.session = session
@@ -694,6 +710,7 @@ def run_drill(
     output_device: DeviceSpec = None,
     settings: DrillSettings = DrillSettings(),
     status_out: TextIO | None = None,
+    status: StatusSink | None = None,
     cache_dir: Path | None = None,
     on_ready: Callable[[], None] | None = None,
     hang_up: threading.Event | None = None,
@@ -704,12 +721,13 @@ def run_drill(
     trainee starts its clock there. `hang_up` set (the trainee pressed Enter) ends the call at
     once as ended by the trainee; whether that was announced is the assessment's business.
     KeyboardInterrupt and a lost device end the call cut off: the recording is kept.
+    `status` receives the progress (default: the terminal line on `status_out`).
     """
     from roleplay.caller.scenario import load_scenario
     from roleplay.recording.calldir import CallWriter
     from roleplay.speech.voice import load_voice
 
-    status = _Status(status_out)
+    status = status if status is not None else _Status(status_out)
     scenario = load_scenario(scenario_id)
     voice = load_voice(scenario.caller_voice)
     speaker = _Speaker(voice, cache_dir)
@@ -764,7 +782,7 @@ def run_drill(
 
 
 def _prepare(stream: DuplexStream, *, cal_path: Path, session: CallerSession, speaker: _Speaker,
-             transcriber: Any, status: _Status, settings: DrillSettings
+             transcriber: Any, status: StatusSink, settings: DrillSettings
              ) -> tuple[StreamingVad, Audio, TurnListener, LagMeasurement]:
     """Start the stream and warm everything before the phone rings: VAD, the caller's opening,
     the recognizer (via the baseline); the calibration read (or loaded) and the lag measured."""
@@ -797,7 +815,7 @@ def _prepare(stream: DuplexStream, *, cal_path: Path, session: CallerSession, sp
     return vad, calibration, TurnListener(language, _live_transcriber(transcriber), baseline), lag
 
 
-def _measure_lag(stream: DuplexStream, status: _Status) -> LagMeasurement:
+def _measure_lag(stream: DuplexStream, status: StatusSink) -> LagMeasurement:
     # Measured last, after the heavy warm-up: an output underflow under load shifts the
     # output against the input (60-140 ms seen), which would spoil a lag measured before.
     lag = measure_lag(stream)
