@@ -69,6 +69,17 @@ ROUTE_ACCESS: list[RouteCase] = [
     RouteCase("POST", "/admin/groups/{group}/trainers", "/admin/groups/avond/trainers", (302, 403, 403, 303),
               {"trainer": "tom", "action": "add"}),
     RouteCase("GET", "/admin/access-log", "/admin/access-log", (302, 403, 403, 200)),
+    # the trainee's pages (tests/test_web_trainee.py has whose call is whose; here there are no calls)
+    RouteCase("GET", "/scenarios", "/scenarios", (302, 200, 200, 200)),
+    RouteCase("GET", "/scenarios/{scenario_id}", "/scenarios/nl-visite-derde-keer", (302, 200, 200, 200)),
+    RouteCase("GET", "/scenarios/{scenario_id}", "/scenarios/no-such-scenario", (302, 404, 404, 404)),
+    RouteCase("GET", "/calls", "/calls", (302, 200, 200, 200)),
+    RouteCase("GET", "/calls/{call_id:int}", "/calls/999", (302, 404, 404, 404)),
+    RouteCase("GET", "/calls/{call_id:int}/report", "/calls/999/report", (302, 404, 404, 404)),
+    RouteCase("GET", "/calls/{call_id:int}/audio/{track}", "/calls/999/audio/caller", (302, 404, 404, 404)),
+    RouteCase("GET", "/progress", "/progress", (302, 200, 200, 200)),
+    RouteCase("GET", "/forget", "/forget", (302, 200, 403, 403)),
+    RouteCase("POST", "/forget", "/forget", (302, 400, 403, 403)),
     RouteCase("GET", "/static/{path}", "/static/style.css", (200, 200, 200, 200)),
 ]
 

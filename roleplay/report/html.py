@@ -333,6 +333,14 @@ def _debrief_html(data: dict[str, Any], p: _Page, info: dict[str, Any] | None) -
     )
 
 
+def debrief_html(data: dict[str, Any], *, reviews: list[dict[str, Any]] | None = None) -> str:
+    """The debrief section's content on its own (what went well, what to try next, the scenario's
+    debrief, a talk prompt), for pages that show a call in their own layout (the web app)."""
+    language = data.get("language") or "nl"
+    p = _Page(language, texts(language), latest_reviews(reviews), {tu["index"]: tu for tu in data["turns"]})
+    return _debrief_html(data, p, scenario_info((data.get("call") or {}).get("scenario")))
+
+
 def render_html(
     data: dict[str, Any],
     *,

@@ -1,5 +1,5 @@
-"""The signed-in user's own pages: home (a placeholder menu for now) and settings (language,
-password)."""
+"""The signed-in user's own pages: home (the trainee's start page, a menu for the others) and
+settings (language, password)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from roleplay.history.accounts import LANGUAGES, AccountError
+from roleplay.web import trainee
 from roleplay.web.auth import SESSION_COOKIE, accounts, current_user, require
 from roleplay.web.i18n import translator
 from roleplay.web.render import FormError, account_error, done_redirect, render
@@ -14,7 +15,9 @@ from roleplay.web.render import FormError, account_error, done_redirect, render
 
 @require()
 async def home(request: Request) -> Response:
-    return render(request, "home.html")
+    if current_user(request).role == "trainee":
+        return trainee.home_page(request)  # what to practise, recent calls, progress
+    return render(request, "home.html")  # trainers and admins: a menu to their pages
 
 
 def _settings(request: Request, errors: list[FormError] | None = None) -> Response:

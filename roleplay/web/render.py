@@ -31,6 +31,9 @@ class NavLink:
 # The menu, in order. A page for some roles gets its link here (its access is set by require()).
 NAV: tuple[NavLink, ...] = (
     NavLink("/", "nav.home", ("trainee", "trainer", "admin")),
+    NavLink("/scenarios", "trainee.nav.scenarios", ("trainee",)),
+    NavLink("/calls", "trainee.nav.calls", ("trainee",)),
+    NavLink("/progress", "trainee.nav.progress", ("trainee",)),
     NavLink("/admin/users", "nav.users", ("admin",)),
     NavLink("/admin/groups", "nav.groups", ("admin",)),
     NavLink("/admin/access-log", "nav.access_log", ("admin",)),

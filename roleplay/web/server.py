@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from roleplay.core.errors import RoleplayError
 from roleplay.history.accounts import Accounts
 from roleplay.history.store import History
-from roleplay.web import account, admin, auth
+from roleplay.web import account, admin, auth, trainee
 from roleplay.web.render import message_page
 from roleplay.web.settings import WebSettings
 
@@ -52,6 +52,16 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/groups/{group}/trainees", admin.group_trainee, methods=["POST"]),
     Route("/admin/groups/{group}/trainers", admin.group_trainer, methods=["POST"]),
     Route("/admin/access-log", admin.access_log_page, methods=["GET"]),
+    # the trainee's pages (roleplay/web/trainee.py)
+    Route("/scenarios", trainee.scenarios_page, methods=["GET"]),
+    Route("/scenarios/{scenario_id}", trainee.scenario_page, methods=["GET"]),
+    Route("/calls", trainee.calls_page, methods=["GET"]),
+    Route("/calls/{call_id:int}", trainee.call_page, methods=["GET"]),
+    Route("/calls/{call_id:int}/report", trainee.call_report, methods=["GET"]),
+    Route("/calls/{call_id:int}/audio/{track}", trainee.call_audio, methods=["GET"]),
+    Route("/progress", trainee.progress_page, methods=["GET"]),
+    Route("/forget", trainee.forget_page, methods=["GET"]),
+    Route("/forget", trainee.forget_data, methods=["POST"]),
     Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
 ]
 
@@ -80,7 +90,12 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                # a page may bring its own policy (the engine's report page allows its inline
+                # style and script by hash, see trainee.call_report)
+                own_policy = headers.get("Content-Security-Policy")
                 headers.update(SECURITY_HEADERS)
+                if own_policy:
+                    headers["Content-Security-Policy"] = own_policy
                 if not scope["path"].startswith("/static/"):
                     headers["Cache-Control"] = "no-store"
             await send(message)
