@@ -80,6 +80,20 @@ ROUTE_ACCESS: list[RouteCase] = [
     RouteCase("GET", "/progress", "/progress", (302, 200, 200, 200)),
     RouteCase("GET", "/forget", "/forget", (302, 200, 403, 403)),
     RouteCase("POST", "/forget", "/forget", (302, 400, 403, 403)),
+    # the live call, calibration and devices (tests/test_web_live.py); nothing here starts the devices
+    RouteCase("GET", "/call/{scenario_id}", "/call/nl-visite-derde-keer", (302, 200, 200, 200)),
+    RouteCase("GET", "/call/{scenario_id}", "/call/no-such-scenario", (302, 404, 404, 404)),
+    RouteCase("POST", "/call/{scenario_id}/start", "/call/no-such-scenario/start", (302, 404, 404, 404)),
+    RouteCase("POST", "/call/hangup", "/call/hangup", (302, 409, 409, 409)),
+    RouteCase("GET", "/call/events", "/call/events", (302, 200, 200, 200)),
+    RouteCase("GET", "/calibration", "/calibration", (302, 200, 200, 200)),
+    RouteCase("POST", "/calibration/record", "/calibration/record", (302, 400, 400, 400), {"language": "xx"}),
+    RouteCase("GET", "/calibration/recording", "/calibration/recording", (302, 404, 404, 404)),
+    RouteCase("GET", "/settings/devices", "/settings/devices", (302, 200, 200, 200)),
+    RouteCase("POST", "/settings/devices", "/settings/devices", (302, 303, 303, 303),
+              {"input_device": "", "output_device": ""}),
+    RouteCase("POST", "/settings/devices/test", "/settings/devices/test", (302, 400, 400, 400),
+              {"input_device": "no-such-device-here"}),
     RouteCase("GET", "/static/{path}", "/static/style.css", (200, 200, 200, 200)),
 ]
 
@@ -113,6 +127,12 @@ def client_for(db: Path, tmp_path: Path, *, https: bool = False, secure_cookies:
 @pytest.fixture
 def client(db, tmp_path) -> TestClient:
     return client_for(db, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _own_user_data(tmp_path, monkeypatch) -> None:
+    """Calibrations (user data) of this machine's users stay out of the tests (/calibration/recording)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
 
 
 def sign_in_directly(client: TestClient, db: Path, name: str) -> str:

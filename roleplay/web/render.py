@@ -37,6 +37,8 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/admin/users", "nav.users", ("admin",)),
     NavLink("/admin/groups", "nav.groups", ("admin",)),
     NavLink("/admin/access-log", "nav.access_log", ("admin",)),
+    NavLink("/calibration", "live.nav_calibration", ("trainee", "trainer", "admin")),
+    NavLink("/settings/devices", "live.nav_devices", ("trainee", "trainer", "admin")),
     NavLink("/settings", "nav.settings", ("trainee", "trainer", "admin")),
 )
 

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from roleplay.core.errors import RoleplayError
 from roleplay.history.accounts import Accounts
 from roleplay.history.store import History
-from roleplay.web import account, admin, auth, trainee
+from roleplay.web import account, admin, auth, live, trainee
 from roleplay.web.render import message_page
 from roleplay.web.settings import WebSettings
 
@@ -62,6 +62,17 @@ ROUTES: list[BaseRoute] = [
     Route("/progress", trainee.progress_page, methods=["GET"]),
     Route("/forget", trainee.forget_page, methods=["GET"]),
     Route("/forget", trainee.forget_data, methods=["POST"]),
+    # the live call, calibration and sound devices on this machine (roleplay/web/live.py)
+    Route("/call/events", live.events, methods=["GET"]),
+    Route("/call/hangup", live.hang_up, methods=["POST"]),
+    Route("/call/{scenario_id}", live.call_page, methods=["GET"]),
+    Route("/call/{scenario_id}/start", live.start_call, methods=["POST"]),
+    Route("/calibration", live.calibration_page, methods=["GET"]),
+    Route("/calibration/record", live.start_calibration, methods=["POST"]),
+    Route("/calibration/recording", live.calibration_recording, methods=["GET"]),
+    Route("/settings/devices", live.devices_page, methods=["GET"]),
+    Route("/settings/devices", live.choose_devices, methods=["POST"]),
+    Route("/settings/devices/test", live.device_test, methods=["POST"]),
     Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
 ]
 
