@@ -69,6 +69,24 @@ ROUTE_ACCESS: list[RouteCase] = [
     RouteCase("POST", "/admin/groups/{group}/trainers", "/admin/groups/avond/trainers", (302, 403, 403, 303),
               {"trainer": "tom", "action": "add"}),
     RouteCase("GET", "/admin/access-log", "/admin/access-log", (302, 403, 403, 200)),
+    # the trainer's pages and the admin's settings (tests/test_web_trainer.py has the group rules with calls;
+    # here tom looks after anna, not bert, and there are no calls)
+    RouteCase("GET", "/group", "/group", (302, 403, 200, 200)),
+    RouteCase("GET", "/trainees/{name}", "/trainees/anna", (302, 403, 200, 200)),
+    RouteCase("GET", "/trainees/{name}", "/trainees/bert", (302, 403, 404, 200)),
+    RouteCase("POST", "/trainees/{name}/ready", "/trainees/anna/ready", (302, 403, 303, 303), {"ready": "1"}),
+    RouteCase("POST", "/trainees/{name}/ready", "/trainees/bert/ready", (302, 403, 404, 303), {"ready": "1"}),
+    RouteCase("POST", "/calls/{call_id:int}/review", "/calls/999/review", (302, 403, 404, 404),
+              {"item": "no-interrupt", "verdict": "pass", "comment": "goed"}),
+    RouteCase("GET", "/scenarios/editor", "/scenarios/editor", (302, 403, 200, 200)),
+    RouteCase("POST", "/scenarios/editor", "/scenarios/editor", (302, 403, 400, 400), {"text": "id: [kapot"}),
+    RouteCase("POST", "/api/scenarios/validate", "/api/scenarios/validate", (302, 403, 400, 400)),  # not JSON
+    RouteCase("POST", "/api/scenarios/preview", "/api/scenarios/preview", (302, 403, 400, 400)),
+    RouteCase("GET", "/scenarios/import", "/scenarios/import", (302, 403, 200, 200)),
+    RouteCase("POST", "/scenarios/import", "/scenarios/import", (302, 403, 400, 400), {"scenario_id": "nl-x"}),
+    RouteCase("GET", "/admin/settings", "/admin/settings", (302, 403, 403, 200)),
+    RouteCase("POST", "/admin/settings", "/admin/settings", (302, 403, 403, 303), {"retention_days": "30"}),
+    RouteCase("POST", "/admin/settings/forget", "/admin/settings/forget", (302, 403, 403, 400)),
     # the trainee's pages (tests/test_web_trainee.py has whose call is whose; here there are no calls)
     RouteCase("GET", "/scenarios", "/scenarios", (302, 200, 200, 200)),
     RouteCase("GET", "/scenarios/{scenario_id}", "/scenarios/nl-visite-derde-keer", (302, 200, 200, 200)),

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from roleplay.core.errors import RoleplayError
 from roleplay.history.accounts import Accounts
 from roleplay.history.store import History
-from roleplay.web import account, admin, auth, live, trainee
+from roleplay.web import account, admin, auth, live, trainee, trainer
 from roleplay.web.render import message_page
 from roleplay.web.settings import WebSettings
 
@@ -52,6 +52,20 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/groups/{group}/trainees", admin.group_trainee, methods=["POST"]),
     Route("/admin/groups/{group}/trainers", admin.group_trainer, methods=["POST"]),
     Route("/admin/access-log", admin.access_log_page, methods=["GET"]),
+    # the trainer's pages and the admin's settings (roleplay/web/trainer.py); before /scenarios/{scenario_id}
+    Route("/group", trainer.group_page, methods=["GET"]),
+    Route("/trainees/{name}", trainer.trainee_page, methods=["GET"]),
+    Route("/trainees/{name}/ready", trainer.mark_ready, methods=["POST"]),
+    Route("/calls/{call_id:int}/review", trainer.review_call, methods=["POST"]),
+    Route("/scenarios/editor", trainer.editor_page, methods=["GET"]),
+    Route("/scenarios/editor", trainer.save_scenario, methods=["POST"]),
+    Route("/api/scenarios/validate", trainer.validate_api, methods=["POST"]),
+    Route("/api/scenarios/preview", trainer.preview_api, methods=["POST"]),
+    Route("/scenarios/import", trainer.import_page, methods=["GET"]),
+    Route("/scenarios/import", trainer.import_recording, methods=["POST"]),
+    Route("/admin/settings", trainer.settings_page, methods=["GET"]),
+    Route("/admin/settings", trainer.save_settings, methods=["POST"]),
+    Route("/admin/settings/forget", trainer.forget_old_calls, methods=["POST"]),
     # the trainee's pages (roleplay/web/trainee.py)
     Route("/scenarios", trainee.scenarios_page, methods=["GET"]),
     Route("/scenarios/{scenario_id}", trainee.scenario_page, methods=["GET"]),
@@ -141,7 +155,8 @@ def create_app(settings: WebSettings) -> Starlette:
         pass
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(SecurityHeaders)],
+        # BodyLimit: uploads and scenario texts stop at their limit while they stream in
+        middleware=[Middleware(SecurityHeaders), Middleware(trainer.BodyLimit)],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     app.state.settings = settings

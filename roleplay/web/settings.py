@@ -23,3 +23,5 @@ class WebSettings:
     # always get them.
     secure_cookies: bool = False
     session_lifetime_s: float = SESSION_LIFETIME_S
+    # The largest recording the scenario import accepts (refused while it streams in, see trainer.BodyLimit).
+    upload_limit_bytes: int = 200_000_000
