@@ -411,8 +411,10 @@ def event_data(status: JobStatus, t: Translate, *, hide_anger: bool) -> dict[str
     }
     if not hide_anger:
         data["anger"] = round(status.anger, 1)
-    if status.phase == "done":
-        data["redirect"] = f"/calls/{status.call_id}" if status.kind == "call" else "/calibration"
+    if status.phase == "done" and status.kind == "calibration":
+        data["redirect"] = "/calibration"
+    elif status.phase == "done" and status.call_id is not None:
+        data["redirect"] = f"/calls/{status.call_id}"
     return data
 
 
