@@ -26,6 +26,7 @@ from roleplay.history.store import CallRow
 from roleplay.web.auth import accounts, audit, check_call, current_user, require, settings_of
 from roleplay.web.i18n import translator
 from roleplay.web.render import FormError, done_redirect, render
+from roleplay.web.trainer import review_form_context
 
 if TYPE_CHECKING:
     from roleplay.caller.scenario import Scenario
@@ -283,6 +284,7 @@ async def call_page(request: Request) -> Response:
         "own": row.trainee == current_user(request).name, "verdicts": verdicts, "turns": turns,
         "tracks": tracks, "debrief_html": debrief, "has_report": data is not None,
         "outcome_review": latest.get("outcome"), "verdict_words": words["verdicts"],
+        **review_form_context(request, call_id),  # a trainer's or admin's verdict form (trainer.py)
     })
 
 
