@@ -27,6 +27,7 @@ from roleplay.core.errors import RoleplayError
 from roleplay.history.accounts import Accounts
 from roleplay.history.store import History
 from roleplay.web import account, admin, auth, live, trainee, trainer
+from roleplay.web.headers import SECURITY_HEADERS
 from roleplay.web.render import message_page
 from roleplay.web.settings import WebSettings
 
@@ -90,14 +91,6 @@ ROUTES: list[BaseRoute] = [
     Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
 ]
 
-# Only this site's own files, never in a frame, no Referer sent to anyone.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-                               "form-action 'self'; object-src 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-}
 
 
 class SecurityHeaders:

@@ -24,6 +24,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 
 from roleplay.history.store import CallRow
 from roleplay.web.auth import accounts, audit, check_call, current_user, require, settings_of
+from roleplay.web.headers import SECURITY_HEADERS
 from roleplay.web.i18n import translator
 from roleplay.web.render import FormError, done_redirect, render
 from roleplay.web.trainer import review_form_context
@@ -308,7 +309,6 @@ async def call_report(request: Request) -> Response:
         raise HTTPException(404)
     audit(request, "report", trainee=row.trainee, call_id=call_id)
     from roleplay.report.html import render_html
-    from roleplay.web.server import SECURITY_HEADERS  # here: server imports this module
 
     page = render_html(data, call_dir=_call_dir(row), reviews=accounts(request).history.reviews(call_id),
                        audio=f"/calls/{call_id}/audio/call")

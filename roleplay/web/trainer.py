@@ -370,7 +370,7 @@ def _template_text(language: str) -> str:
                                        language=language))
 
 
-# The app's policy (server.SECURITY_HEADERS) plus blob: audio: the preview plays the WAV it fetched.
+# The app's policy (web.headers.SECURITY_HEADERS) plus blob: audio: the preview plays the WAV it fetched.
 EDITOR_CSP = ("default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
               "object-src 'none'; media-src 'self' blob:")
 
