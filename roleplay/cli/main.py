@@ -170,7 +170,8 @@ def _add_devices(sub: Any) -> None:
 
 def _add_bench(sub: Any) -> None:
     b = sub.add_parser("bench", help="benchmarks that print figures and the machine")
-    b.add_argument("what", choices=["analysis", "accuracy", "latency"])
+    b.add_argument("what", choices=["analysis", "accuracy", "latency", "web"],
+                   help="web: the browser app's page times, live updates and memory with 1,000 calls")
     b.add_argument("--minutes", type=_positive_float, default=5.0, help="length of the benchmark call (analysis)")
     _add_model(b)
 
@@ -255,6 +256,10 @@ def _cmd_example(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "web":
+        from roleplay.bench.web import run_web_bench
+
+        return run_web_bench()
     from roleplay.bench import run as bench
 
     return bench.run(args)
