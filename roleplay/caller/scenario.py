@@ -19,7 +19,7 @@ import os
 import random
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn, TextIO
@@ -45,6 +45,7 @@ SITUATIONS = (
     "hanging_up",
     "interrupted",
     "silence",
+    "apology",
 )
 REQUIRED_SITUATIONS = ("opening", "venting", "calming", "satisfied", "hanging_up")
 # Where the caller's words come from when a scenario leaves an optional group out.
@@ -54,6 +55,7 @@ FALLBACK_SITUATION = MappingProxyType(
         "interrupted": "escalating",
         "escalating": "venting",
         "silence": "venting",
+        "apology": "calming",
     }
 )
 
@@ -65,6 +67,7 @@ DEFAULT_REACTIONS = MappingProxyType(
         "let-vent": -0.5,
         "silence": -0.4,
         "boundary": -0.4,
+        "end-announcement": -1.0,  # when the caller stops (see Boundaries); else it is shrugged off
         "transfer": -0.8,
         "interruption": 0.9,
         "argument": 0.8,
@@ -85,6 +88,26 @@ DEFAULT_BARGE_IN_BELOW_HANG_UP = 2.0  # barge_in_at defaults to hang_up_at minus
 DEFAULT_BARGE_IN_AFTER_S = 6.0
 DEFAULT_VENTING_TURNS = 2
 DEFAULT_VARIABILITY = 0.2
+IGNORED_DELTA = 0.3  # a boundary or end announcement the caller shrugs off provokes a little
+
+# What a caller can be asked, and the scenario states (`facts:`); questions/<language>.yaml maps
+# the receptionist's questions onto these.
+FACT_IDS = (
+    "caller_name",  # who is calling
+    "patient",  # for whom: "voor mezelf" or "voor mijn dochter Sanne"
+    "patient_name",  # the patient's name when it is someone else
+    "date_of_birth",  # the patient's
+    "address",
+    "phone",
+    "gp",  # the patient's own GP
+    "complaint",
+    "since",  # since when
+    "medication",
+    "allergies",
+    "promised",  # what was promised before (an earlier call)
+)
+MAX_FACT_CHARS = 200
+ANNOUNCEMENT_REACTIONS = ("stop", "carry-on", "hang-up")
 
 # A social-media debrief must point to these (any word of each group), per language.
 SOCIAL_MEDIA_DEBRIEF_WORDS = MappingProxyType(
@@ -146,6 +169,15 @@ class Rules:
 
 
 @dataclass(frozen=True)
+class Boundaries:
+    """How the caller takes the seed's sequence: name the behaviour, announce the end, end."""
+
+    ignore_first: int  # boundaries the caller shrugs off before one reaches him
+    stop_below: float  # at an end announcement below this anger the caller stops and apologises
+    hang_up_from: float  # ... from this anger on he hangs up; in between he carries on
+
+
+@dataclass(frozen=True)
 class Trigger:
     """A scenario-specific line group that stands in for a standard situation at high anger."""
 
@@ -176,11 +208,13 @@ class Scenario:
     reactions: Mapping[str, float]  # every behaviour: the scenario's value or the default
     triggers: tuple[Trigger, ...]
     rules: Rules
+    boundaries: Boundaries
     ending: Ending
     needs: tuple[str, ...]
     social_media: bool
     debrief: str
     seed: int | None
+    facts: Mapping[str, str] = field(default_factory=dict)  # FACT_IDS -> what the caller answers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,7 +470,7 @@ _TOP_REQUIRED = (
     "needs",
     "debrief",
 )
-_TOP_OPTIONAL = ("reactions", "triggers", "rules", "social_media", "seed")
+_TOP_OPTIONAL = ("reactions", "triggers", "rules", "boundaries", "social_media", "seed", "facts")
 
 
 def _check_scenario(data: object, source: Path, marks: dict[_Path, int]) -> Scenario:
@@ -464,6 +498,8 @@ def _check_scenario(data: object, source: Path, marks: dict[_Path, int]) -> Scen
     triggers = _check_triggers(c, top.get("triggers", {}), lines=lines)
     reactions = _check_reactions(c, top.get("reactions", {}))
     rules = _check_rules(c, top.get("rules", {}), anger=anger)
+    boundaries = _check_boundaries(c, top.get("boundaries", {}), anger=anger)
+    facts = _check_facts(c, top.get("facts", {}))
     _check_reachable(c, triggers, anger=anger, swearing=swearing)
     needs = c.choices(("needs",), top["needs"], ADVICE_IDS)
     ending = _check_ending(c, top["ending"])
@@ -505,11 +541,13 @@ def _check_scenario(data: object, source: Path, marks: dict[_Path, int]) -> Scen
         reactions=reactions,
         triggers=triggers,
         rules=rules,
+        boundaries=boundaries,
         ending=ending,
         needs=needs,
         social_media=social_media,
         debrief=debrief,
         seed=seed,
+        facts=facts,
     )
 
 
@@ -690,6 +728,28 @@ def _check_rules(c: _Checker, value: object, *, anger: Anger) -> Rules:
     )
 
 
+def _check_boundaries(c: _Checker, value: object, *, anger: Anger) -> Boundaries:
+    raw = c.mapping(("boundaries",), value, required=(),
+                    optional=("ignore_first", "stop_below", "hang_up_from"))
+    path: _Path = ("boundaries",)
+    ignore_first = c.integer((*path, "ignore_first"), raw.get("ignore_first", 0), lo=0, hi=5)
+    # defaults: any announcement below the hang-up anger stops the caller; none makes him hang up
+    stop_below = c.number((*path, "stop_below"), raw.get("stop_below", anger.hang_up_at),
+                          lo=0.0, hi=10.0)
+    hang_up_from = c.number((*path, "hang_up_from"), raw.get("hang_up_from", 10.0), lo=0.0,
+                            hi=10.0)
+    if hang_up_from < stop_below:
+        c.fail((*path, "hang_up_from"),
+               f"expected at least stop_below ({stop_below:g}), got {hang_up_from:g}")
+    return Boundaries(ignore_first, stop_below, hang_up_from)
+
+
+def _check_facts(c: _Checker, value: object) -> Mapping[str, str]:
+    raw = c.mapping(("facts",), value, required=(), optional=FACT_IDS)
+    return MappingProxyType({k: c.text(("facts", k), v, max_chars=MAX_FACT_CHARS)
+                             for k, v in raw.items()})
+
+
 def _check_ending(c: _Checker, value: object) -> Ending:
     raw = c.mapping(("ending",), value, required=("expected", "time_limit_s"))
     lo, hi = TIME_LIMIT_RANGE_S
@@ -802,6 +862,8 @@ class CallerState:
     ended_by_trainee: bool = False
     transferred: bool = False
     said: frozenset[tuple[str, int]] = frozenset()  # (group, index) already spoken
+    boundaries_heard: int = 0  # boundaries and end announcements so far
+    announcement: str = ""  # how the caller took an end announcement in the last turn
 
 
 @dataclass(frozen=True)
@@ -819,7 +881,12 @@ def initial_state(scenario: Scenario) -> CallerState:
 def react(
     scenario: Scenario, state: CallerState, observation: TurnObservation, *, rng: random.Random
 ) -> tuple[CallerState, tuple[StateChange, ...]]:
-    """Move the caller's anger for each behaviour in the trainee's turn, in a fixed order."""
+    """Move the caller's anger for each behaviour in the trainee's turn, in a fixed order.
+
+    The boundary sequence: the first `boundaries.ignore_first` boundaries are shrugged off, and an
+    end announcement stops the caller, is shrugged off or makes him hang up, by his anger then. A
+    turn shrugged off calms nothing (he is not listening) and provokes a little; the change says
+    why (`boundary-ignored`, `announcement-ignored`, `announcement-hang-up`)."""
     unknown = observation.behaviours - set(BEHAVIOURS)
     if unknown:
         raise InputError(
@@ -828,6 +895,11 @@ def react(
     behaviours = set(observation.behaviours) | (
         {"dead-silence"} if observation.trainee_silent else set()
     )
+    announcement = _announcement_reaction(scenario, state, behaviours)
+    shrugged = announcement == "carry-on" or (
+        not announcement and "boundary" in behaviours
+        and state.boundaries_heard < scenario.boundaries.ignore_first)
+    counted = {b for b in behaviours if not (shrugged and scenario.reactions[b] < 0)}
     anger = state.anger
     changes = []
     for behaviour in BEHAVIOURS:  # fixed order so the same turn gives the same log
@@ -838,12 +910,15 @@ def react(
             delta *= PROVOKE_FACTOR[scenario.intensity]
         # Draw for every behaviour present, so one override does not shift later draws.
         delta *= 1.0 + rng.uniform(-scenario.rules.variability, scenario.rules.variability)
-        after = round(min(scenario.anger.max, max(scenario.anger.min, anger + delta)), 3)
-        if after != anger:
-            changes.append(
-                StateChange(reason=behaviour, delta=round(after - anger, 3), anger_after=after)
-            )
-        anger = after
+        if behaviour in counted:
+            anger = _change(scenario, changes, anger, delta, behaviour)
+    if shrugged:
+        reason = "announcement-ignored" if announcement else "boundary-ignored"
+        anger = _change(scenario, changes, anger, IGNORED_DELTA, reason)
+    elif announcement == "hang-up":
+        anger = _change(scenario, changes, anger, scenario.anger.hang_up_at - anger,
+                        "announcement-hang-up")
+    named = bool({"boundary", "end-announcement"} & behaviours)
     new_state = replace(
         state,
         anger=anger,
@@ -854,8 +929,27 @@ def react(
         warned=state.warned or ("boundary" in behaviours and state.situation == "abusive"),
         ended_by_trainee=state.ended_by_trainee or observation.trainee_ended_call,
         transferred=state.transferred or "transfer" in behaviours,
+        boundaries_heard=state.boundaries_heard + named,
+        announcement=announcement,
     )
     return new_state, tuple(changes)
+
+
+def _announcement_reaction(scenario: Scenario, state: CallerState, behaviours: set[str]) -> str:
+    """How the caller takes an end announcement ("" when there is none), by his anger."""
+    if "end-announcement" not in behaviours:
+        return ""
+    if state.anger >= scenario.boundaries.hang_up_from:
+        return "hang-up"
+    return "stop" if state.anger < scenario.boundaries.stop_below else "carry-on"
+
+
+def _change(scenario: Scenario, changes: list[StateChange], anger: float, delta: float,
+            reason: str) -> float:
+    after = round(min(scenario.anger.max, max(scenario.anger.min, anger + delta)), 3)
+    if after != anger:
+        changes.append(StateChange(reason=reason, delta=round(after - anger, 3), anger_after=after))
+    return after
 
 
 def choose_situation(scenario: Scenario, state: CallerState) -> str:
@@ -865,6 +959,8 @@ def choose_situation(scenario: Scenario, state: CallerState) -> str:
         return "opening"
     if anger >= scenario.anger.hang_up_at:
         return "hanging_up"
+    if state.announcement == "stop":
+        return "apology"  # the end announcement reached him
     if anger < scenario.anger.calmed_below:
         return "satisfied"
     if "dead-silence" in state.last_behaviours:

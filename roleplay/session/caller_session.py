@@ -45,7 +45,7 @@ PHRASE_BEHAVIOURS = {
     "acknowledgement": "acknowledgement",
     "concrete-offer": "concrete-offer",
     "boundary": "boundary",
-    "end-announcement": "boundary",
+    "end-announcement": "end-announcement",
     "transfer": "transfer",
     "argument": "argument",
     "negative": "negative",
