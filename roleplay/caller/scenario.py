@@ -901,7 +901,7 @@ def react(
         and state.boundaries_heard < scenario.boundaries.ignore_first)
     counted = {b for b in behaviours if not (shrugged and scenario.reactions[b] < 0)}
     anger = state.anger
-    changes = []
+    changes: list[StateChange] = []
     for behaviour in BEHAVIOURS:  # fixed order so the same turn gives the same log
         if behaviour not in behaviours:
             continue
