@@ -1,4 +1,6 @@
-"""A post's first evening with the app, end to end: a real `roleplay serve` (uvicorn) on a free port
+"""The app in a real browser against a real server.
+
+A post's first evening with the app, end to end: a real `roleplay serve` (uvicorn) on a free port
 with a real SQLite file, this machine's sound card being the virtual PulseAudio devices (`vd`),
 and Debian's chromium driven by Playwright as each person.
 
@@ -6,13 +8,18 @@ The first admin is made on the command line; the admin signs in and makes a trai
 a group; the trainee signs in, does the voice check (the scripted trainee reads the sentence into
 the virtual microphone), calls a scenario, answers the caller, hangs up early and lands on the
 report; the trainer sees the call in the group and overrides a verdict with a comment; the trainee's
-page shows it."""
+page shows it.
+
+Bad input through the browser (what the TestClient tests of test_web_trainer.py cannot show): the
+editor's check while typing, a file that is not sound, and an upload over the limit that the
+server stops while it streams in — the browser gets the page saying so, not a broken connection."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,12 +27,17 @@ import pytest
 from browser import launch, sign_in, sign_out
 
 from roleplay.bench.live import BENCH_SCENARIO, GREETING, espeak
-from roleplay.bench.web import serve
+from roleplay.bench.web import free_port, serve
+from roleplay.caller.scenario import list_scenarios
 from roleplay.caller.simtrainee import load_trainee_lines
+from roleplay.core.paths import saved_scenarios_dir
+from roleplay.history.accounts import Accounts
+from roleplay.history.store import History
+from roleplay.web import server as web_server
 from roleplay.web.i18n import translator
+from roleplay.web.settings import WebSettings
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = [pytest.mark.slow, pytest.mark.model, pytest.mark.devices]
 
 PASSWORDS = {"ada": "admin-password", "tom": "trainer-password", "anna": "trainee-password"}
 t = translator("nl")
@@ -53,6 +65,9 @@ def add_user(page, url: str, name: str, role: str) -> None:
     assert page.locator("#users th[scope=row]", has_text=name).count() == 1
 
 
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.devices
 def test_first_admin_to_a_trainers_override_in_the_browser(vd, tmp_path):
     db, calls, data_home = tmp_path / "history.sqlite3", tmp_path / "calls", tmp_path / "data"
     added = subprocess.run([sys.executable, "-m", "roleplay", "users", "add", "ada", "--role", "admin",
@@ -137,3 +152,77 @@ def test_first_admin_to_a_trainers_override_in_the_browser(vd, tmp_path):
         assert row.get_attribute("class") == f"verdict-{verdict}"
         browser.close()
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+UPLOAD_LIMIT_BYTES = 1_000_000
+
+
+@pytest.fixture
+def small_limit_server(tmp_path):
+    """The app under uvicorn in this process (to set a small upload limit), a trainer account."""
+    import uvicorn
+
+    db = tmp_path / "history.sqlite3"
+    with History(db) as history:
+        Accounts(history).add_user("tom", "trainer", PASSWORDS["tom"])
+    app = web_server.create_app(WebSettings(db=db, calls_dir=tmp_path / "calls", upload_limit_bytes=UPLOAD_LIMIT_BYTES))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, "the server", timeout_s=30)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=20)
+
+
+@pytest.mark.slow
+def test_bad_input_in_the_browser_says_so_and_changes_nothing(small_limit_server):
+    url = small_limit_server
+    shipped = Path(__file__).resolve().parent.parent / "scenarios" / f"{BENCH_SCENARIO}.yaml"
+    broken = shipped.read_text(encoding="utf-8").replace(f"id: {BENCH_SCENARIO}", "id: nl-kapot") + "\nonbekend: 1\n"
+    before = [s.id for s in list_scenarios()]
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        sign_in(page, url, "tom", PASSWORDS["tom"])
+
+        # a broken scenario: the editor says which line while typing, and saving refuses it
+        page.goto(f"{url}/scenarios/editor")
+        page.fill("#text", broken)
+        page.wait_for_selector("#validation.invalid")
+        said = page.inner_text("#validation")
+        assert "onbekend" in said and re.search(r"\d", said), said
+        page.click("#editor-form button[type=submit]")
+        page.wait_for_selector(".error-summary")
+        assert "onbekend" in page.inner_text(".error-summary")
+        assert page.input_value("#text") == broken  # kept, to put right
+
+        # a file that is not sound
+        page.goto(f"{url}/scenarios/import")
+        page.fill("#scenario_id", "nl-incident-maart")
+        page.set_input_files("#stereo", files=[{"name": "gesprek.wav", "mimeType": "audio/wav",
+                                                "buffer": b"dit is geen geluid, maar tekst\n" * 50}])
+        page.click("form[action='/scenarios/import'] button[type=submit]")
+        page.wait_for_load_state()
+        assert "Dit bestand is geen geluidsopname die we kunnen lezen." in page.inner_text("main")
+
+        # an upload over the limit: stopped while it streams in, and the browser shows why
+        page.goto(f"{url}/scenarios/import")
+        page.fill("#scenario_id", "nl-groot")
+        page.set_input_files("#stereo", files=[{"name": "groot.wav", "mimeType": "audio/wav",
+                                                "buffer": b"\0" * (3 * UPLOAD_LIMIT_BYTES)}])
+        with page.expect_navigation() as navigation:
+            page.click("form[action='/scenarios/import'] button[type=submit]")
+        response = navigation.value
+        assert response is not None and response.status == 413
+        text = page.inner_text("main")
+        assert "Bestand te groot" in page.title() + text and "Er is niets opgeslagen of veranderd." in text
+        browser.close()
+    assert [s.id for s in list_scenarios()] == before
+    saved = saved_scenarios_dir()
+    assert not saved.exists() or not list(saved.iterdir())
