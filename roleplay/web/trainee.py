@@ -82,10 +82,24 @@ def _report_texts(request: Request) -> dict[str, Any]:
     return texts(current_user(request).language)
 
 
-def _scenarios() -> dict[str, Scenario]:
-    from roleplay.caller.scenario import list_scenarios
+# Each scenario file parsed once per version: reading and checking them all took 80 ms and more on
+# every request, most of a trainee page's time (roleplay bench web); a changed file is read again.
+_SCENARIO_CACHE: dict[Path, tuple[tuple[int, int], Scenario]] = {}
 
-    return {s.id: s for s in list_scenarios()}
+
+def _scenarios() -> dict[str, Scenario]:
+    """Every scenario (the shipped ones and those saved in the app) by id, as list_scenarios."""
+    from roleplay.caller.scenario import load_scenario, scenario_files
+
+    out = {}
+    for path in scenario_files().values():
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = _SCENARIO_CACHE.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = _SCENARIO_CACHE[path] = (stamp, load_scenario(path))
+        out[cached[1].id] = cached[1]
+    return out
 
 
 def _summary(row: CallRow, scenarios: dict[str, Scenario], outcomes: dict[str, str]) -> CallSummary:
