@@ -4,12 +4,14 @@ holds, what the report, the history and the trainer read."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from roleplay import __version__
 from roleplay.analysis.assessment import AdviceResult
+from roleplay.analysis.moments import find_moments
 from roleplay.analysis.pipeline import Analysis, Turn
 from roleplay.core.files import write_atomic
 
@@ -32,6 +34,8 @@ def _turn_dict(t: Turn) -> dict[str, Any]:
         "syllables_transcript": t.syllables_transcript,
         "syllables_acoustic": t.syllables_acoustic,
         "syllable_source": t.syllable_source,
+        "coverage": t.coverage,
+        "rate_excluded": t.rate_excluded,
         "pause_total_s": t.pause_total_s,
         "speech_rate_syll_s": _r(t.speech_rate_syll_s, 2),
         "articulation_rate_syll_s": _r(t.articulation_rate_syll_s, 2),
@@ -58,7 +62,12 @@ def _turn_dict(t: Turn) -> dict[str, Any]:
     }
 
 
-def analysis_dict(a: Analysis, advice: tuple[AdviceResult, ...], *, source: dict[str, Any]) -> dict[str, Any]:
+def analysis_dict(a: Analysis, advice: tuple[AdviceResult, ...], *, source: dict[str, Any],
+                  events: Sequence[Mapping[str, Any]] = (),
+                  say_instead: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The document. `events`: the call's event log, for the moments (without anger events they
+    come from the analysis); `say_instead`: better sentences, built by the report layer (it needs
+    the scenario)."""
     caller_na = "not-applicable" if not a.has_caller else None
     return {
         "schema": SCHEMA,
@@ -93,9 +102,13 @@ def analysis_dict(a: Analysis, advice: tuple[AdviceResult, ...], *, source: dict
                 "turns": list(r.turns),
                 "feedback": r.feedback,
                 "proxy": r.proxy,
+                "reasons": [{"code": x.code, "figures": {k: _r(v, 2) for k, v in x.figures.items()}}
+                            for x in r.reasons],
             }
             for r in advice
         ],
+        "moments": [m.to_dict() for m in find_moments(a, events)],
+        "say_instead": [dict(x) for x in say_instead],
         "quality": a.quality,
         "warnings": list(a.warnings),
     }

@@ -140,12 +140,28 @@ def run_analysis(inp: CallInput, *, language: str, transcriber: Transcriber
     return analysis, assess(analysis)
 
 
+def call_document(analysis: Analysis, advice: tuple[AdviceResult, ...], inp: CallInput) -> dict[str, Any]:
+    """The analysis document of a call: its moments from the event log, and what to say instead
+    of each provoking or vague phrase, with the facts of the call's scenario when it is known."""
+    from roleplay.caller.scenario import load_scenario
+    from roleplay.report.say_instead import say_instead
+
+    scenario = None
+    if analysis.call.get("scenario"):
+        try:
+            scenario = load_scenario(str(analysis.call["scenario"]))
+        except InputError:  # a scenario no longer on this machine: general sentences
+            scenario = None
+    better = [x.to_dict() for x in say_instead(analysis, scenario)]
+    return analysis_dict(analysis, advice, source=inp.source, events=inp.events, say_instead=better)
+
+
 def analyse(args: argparse.Namespace) -> int:
     inp = read_input(args)
     language = check_language(args.language, inp.language)
     transcriber = load_transcriber(args.model)
     analysis, advice = run_analysis(inp, language=language, transcriber=transcriber)
-    data = analysis_dict(analysis, advice, source=inp.source)
+    data = call_document(analysis, advice, inp)
     json_path = Path(args.json) if args.json else inp.default_json
     write_json(json_path, data)
     record_quietly(data, Path(inp.source["call_dir"]) if "call_dir" in inp.source else None)
@@ -193,7 +209,7 @@ def analyse_call_dir(directory: Path, language: str, transcriber: Transcriber, *
     JSON data, json_path, report_path)."""
     inp = _call_dir_input(Path(directory))
     analysis, advice = run_analysis(inp, language=language, transcriber=transcriber)
-    data = analysis_dict(analysis, advice, source=inp.source)
+    data = call_document(analysis, advice, inp)
     json_path, report_path = write_call_outputs(Path(directory), data, db=db)
     return analysis, advice, data, json_path, report_path
 
@@ -227,7 +243,7 @@ def load_or_analyse(
     inp = _call_dir_input(call_dir)
     language = check_language(None, inp.language)
     analysis, advice = run_analysis(inp, language=language, transcriber=load_transcriber(model))
-    data = analysis_dict(analysis, advice, source=inp.source)
+    data = call_document(analysis, advice, inp)
     write_json(path, data)
     return data, True
 

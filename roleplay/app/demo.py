@@ -3,6 +3,7 @@ assessment and report, like any recorded call."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -83,7 +84,6 @@ def run_demo(*, scenario_id: str, style: str, seed: int, out_dir: Path, transcri
 def cmd_demo(args: Any, out: TextIO | None = None) -> int:
     """The `roleplay demo` command."""
     out = out if out is not None else sys.stdout
-    from roleplay.analysis.document import analysis_dict
     from roleplay.app.analyse import load_transcriber
     from roleplay.core.paths import cache_dir
     from roleplay.report.terminal import print_summary
@@ -100,7 +100,7 @@ def cmd_demo(args: Any, out: TextIO | None = None) -> int:
     result = run_demo(scenario_id=args.scenario, style=args.trainee, seed=args.seed,
                       out_dir=directory, transcriber=transcriber,
                       cache_dir=cache_dir() / "tts", progress=out)
-    data = analysis_dict(result.analysis, result.advice, source={"call_dir": str(directory)})
+    data = json.loads(result.json_path.read_text(encoding="utf-8"))  # as written: moments, say-instead
     print_summary(data, out)
     out.write(f"\nOutcome: {result.outcome}; caller anger {result.anger_start:.1f} at the start, "
               f"{result.anger_peak:.1f} at its peak, {result.anger_end:.1f} at the end "

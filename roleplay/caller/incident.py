@@ -564,7 +564,15 @@ def redact_analysis(data: dict[str, Any], *, language: str) -> tuple[dict[str, A
         new_turns.append({**turn, "text": r.text, "words": words, "phrases": phrases})
     backchannels = [{**b, "text": pii.redact(b.get("text") or "", language=language, known_names=known).text}
                     for b in data.get("backchannels") or []]
-    return {**data, "turns": new_turns, "backchannels": backchannels}, count
+    # the moments quote a turn and say-instead repeats a phrase: the redacted words there too
+    texts = {t.get("index"): t["text"] for t in new_turns}
+    moments = [{**m, "quote": texts.get(m.get("turn"), pii.redact(m.get("quote") or "", language=language,
+                                                                  known_names=known).text) or None}
+               for m in data.get("moments") or []]
+    better = [{**x, "said": pii.redact(x.get("said") or "", language=language, known_names=known).text}
+              for x in data.get("say_instead") or []]
+    return {**data, "turns": new_turns, "backchannels": backchannels, "moments": moments,
+            "say_instead": better}, count
 
 
 def draft_from_analysis(analysis: Any, *, scenario_id: str, language: str, date: str, source_name: str

@@ -723,7 +723,7 @@ def record_quietly(
 # --------------------------------------------------------------------------- commands
 
 _CSV_ITEMS = tuple(a for a in ADVICE_IDS if a != "debrief")  # debrief is never scored
-_SHORT = {"pass": "✔", "fail": "✘", "not-applicable": "–", None: " "}
+_SHORT = {"pass": "✔", "fail": "✘", "no-evidence": "?", "not-applicable": "–", None: " "}
 
 
 def history_table(rows: list[CallRow]) -> list[dict[str, Any]]:

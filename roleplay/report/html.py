@@ -23,7 +23,7 @@ from roleplay.report.audio import audio_data_uri
 from roleplay.report.svg import esc as _esc
 from roleplay.report.svg import timeline_svg
 from roleplay.report.terminal import latest_reviews
-from roleplay.report.text import MARK, explain_figures, fmt_num, texts
+from roleplay.report.text import MARK, explain_figures, fmt_num, moment_sentence, texts
 
 # Which failed item to suggest first in the debrief: the ones that calm or provoke most.
 TRY_NEXT_ORDER = (
@@ -53,6 +53,9 @@ h1{margin-bottom:.2em} h2{border-bottom:2px solid #eee;padding-bottom:.2em;margi
 .card h3{margin:.2em 0;font-size:1.05em} .card ul{margin:.3em 0;padding-left:1.2em;font-size:.92em}
 .card.pass{background:#eef8f0;border-color:#9fd3ae}.card.fail{background:#fdeeed;border-color:#f0aaa5}
 .card.not-applicable{background:#f5f5f5;color:#555}
+.card.no-evidence{background:#f4f6fa;border-color:#aab6c8;border-style:dashed} .badge.no-evidence{border-color:#6b7b93}
+.moments{padding-left:1.2em} .moments li{margin:.4em 0} .instead{display:block;font-size:.9em;background:#eef8f0;
+border-left:3px solid #3a9d5d;padding:.15em .5em;margin:.25em 0}
 .badge{display:inline-block;font-size:.75em;padding:.05em .5em;border-radius:9px;background:#fff;border:1px solid #aaa;
 margin-left:.3em;vertical-align:middle} .badge.pass{border-color:#3a9d5d;color:#2a7d45}
 .badge.fail{border-color:#d9534f;color:#b52b27}
@@ -238,12 +241,36 @@ def _advice_card(r: dict[str, Any], p: _Page) -> str:
     )
 
 
+def _moments_html(data: dict[str, Any], p: _Page) -> str:
+    """The two or three moments that changed the call, each with a button that plays it from the
+    trainee's turn through the caller's reaction."""
+    e, x = _esc, p.t["moments"]
+    items = [
+        f'<li data-moment="{e(m.get("kind", ""))}"><button class="play" data-t="{max(0.0, m["start_s"] - 0.3):.3f}" '
+        f'data-end="{m["end_s"] + 3.0:.3f}" title="{e(x["play"])}">{p.lab["play"]} {e(x["play"])}</button> '
+        f"{e(moment_sentence(m, p.language))}</li>"
+        for m in data.get("moments") or []
+    ]
+    return f'<ol class="moments">{"".join(items)}</ol>' if items else f"<p>{e(x['none'])}</p>"
+
+
+def _instead_html(index: int, data: dict[str, Any], p: _Page) -> str:
+    """What to say instead of the provoking or vague phrases of one trainee turn."""
+    e, seen, out = _esc, set(), []
+    for x in data.get("say_instead") or []:
+        if x.get("turn") == index and x.get("instead") not in seen:
+            seen.add(x.get("instead"))
+            out.append(f'<span class="instead"><b>{e(p.t["moments"]["instead"])}</b> '
+                       f"(‘{e(x.get('said') or x.get('phrase') or '')}’): {e(x['instead'])}</span>")
+    return "".join(out)
+
+
 def _advice_cards(data: dict[str, Any], p: _Page) -> str:
     in_order = sorted(data["advice"], key=lambda r: ADVICE_IDS.index(r["id"]) if r["id"] in ADVICE_IDS else 99)
     return "".join(_advice_card(r, p) for r in in_order)
 
 
-def _turn_row(tu: dict[str, Any], p: _Page) -> str:
+def _turn_row(tu: dict[str, Any], p: _Page, data: dict[str, Any]) -> str:
     e, lab, language, categories = _esc, p.lab, p.language, p.t["categories"]
     trainee = tu["speaker"] == "trainee"
 
@@ -266,13 +293,13 @@ def _turn_row(tu: dict[str, Any], p: _Page) -> str:
         f'<td class="num">{rel("loudness_vs_baseline_db", 1, "dB")}</td>'
         f'<td class="num">{rel("pitch_vs_baseline_st", 1, "st")}</td>'
         f'<td class="num">{fmt_num(tu.get("response_latency_s"), 1, language)}</td>'
-        f"<td>{e(tu['text'])}</td><td>{e(phrases)}</td></tr>"
+        f"<td>{e(tu['text'])}{_instead_html(tu['index'], data, p) if trainee else ''}</td><td>{e(phrases)}</td></tr>"
     )
 
 
 def _turn_table(data: dict[str, Any], p: _Page) -> str:
     e, lab = _esc, p.lab
-    rows = "".join(_turn_row(tu, p) for tu in data["turns"])
+    rows = "".join(_turn_row(tu, p, data) for tu in data["turns"])
     return (
         f'<table id="turn-table"><tr><th>{e(lab["turn"])}</th><th></th><th>{e(lab["start"])}</th>'
         f"<th>{e(lab['dur'])}</th>"
@@ -288,7 +315,8 @@ def _transcript_html(data: dict[str, Any], p: _Page) -> str:
     transcript = "".join(
         f'<p class="{e(tu["speaker"])}" data-t="{tu["start_s"]:.3f}" data-end="{tu["end_s"]:.3f}">'
         f'<span class="who">{e(lab["you"] if tu["speaker"] == "trainee" else lab["caller"])} '
-        f"<small>{fmt_num(tu['start_s'], 1, p.language)} s</small></span>{_highlight(tu['text'], tu) or '…'}</p>"
+        f"<small>{fmt_num(tu['start_s'], 1, p.language)} s</small></span>{_highlight(tu['text'], tu) or '…'}"
+        f"{_instead_html(tu['index'], data, p) if tu['speaker'] == 'trainee' else ''}</p>"
         for tu in data["turns"]
     )
     return f'<p class="legend">{e(lab["legend"])}: {legend}</p>\n{transcript}'
@@ -369,6 +397,7 @@ def render_html(
 <html lang="{e(language)}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{e(t["title"])}: {e(call.get("scenario") or "")}</title><style>{CSS}</style></head><body>
 <h1>{e(t["title"])}</h1>
+<section id="moments"><h2>{e(s["moments"])}</h2>{_moments_html(data, p)}</section>
 <section id="summary"><h2>{e(s["summary"])}</h2>{_facts_html(data, p, _meta(call_dir), info)}</section>
 <section id="audio" class="audio"><h2>{e(s["audio"])}</h2>{_audio_html(audio, call_dir, p)}</section>
 <section id="timeline-section"><h2>{e(s["timeline"])}</h2>{timeline_svg(data, events, language)}</section>

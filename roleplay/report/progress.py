@@ -30,7 +30,7 @@ TREND_FIGURES: dict[str, tuple[float, float] | None] = {
     "duration_s": None,
 }
 assert set(TREND_FIGURES) <= set(KEY_FIGURES)
-_MARK = {"pass": "✔", "fail": "✘", "not-applicable": "–", None: "·"}
+_MARK = {"pass": "✔", "fail": "✘", "no-evidence": "?", "not-applicable": "–", None: "·"}
 # History `mode` of a real call that a drill scenario was made from (roleplay.caller.incident), and its label.
 ORIGINAL_MODE = "original"
 ORIGINAL_LABEL = {"nl": "oorspronkelijk gesprek", "en": "original call"}

@@ -198,6 +198,7 @@ def evaluate(trainee: str, rows: Sequence[CallRow], rules: Rules) -> TraineeRead
             evidence = []
             for r in last:
                 v = r.verdict(item)
+                # `no-evidence` is never a pass: the item was not yet shown in that call
                 counts = v == "pass" or (v == "not-applicable" and item in rules.not_applicable_counts_as_pass)
                 review = r.reviews.get(item)
                 evidence.append(
@@ -237,7 +238,7 @@ def print_readiness(result: TraineeReadiness, out: TextIO) -> None:
         print(f"    missing: {m}", file=out)
 
 
-_CELL = {"pass": "#3a9d5d", "fail": "#d9534f", "not-applicable": "#ccc", None: "#fff"}
+_CELL = {"pass": "#3a9d5d", "fail": "#d9534f", "no-evidence": "#9aa9bf", "not-applicable": "#ccc", None: "#fff"}
 
 
 def render_readiness_html(

@@ -326,7 +326,7 @@ def sparkline_svg(
 
 def verdict_strip_svg(verdicts: list[str | None], *, size: int = 14) -> str:
     """One coloured square per attempt (oldest left): green pass, red fail, grey not applicable."""
-    colour = {"pass": "#3a9d5d", "fail": "#d9534f", "not-applicable": "#ccc", None: "#fff"}
+    colour = {"pass": "#3a9d5d", "fail": "#d9534f", "no-evidence": "#9aa9bf", "not-applicable": "#ccc", None: "#fff"}
     parts = [
         f'<rect x="{i * (size + 2)}" y="0" width="{size}" height="{size}" rx="2" fill="{colour.get(v, "#fff")}" '
         f'stroke="#bbb"><title>{i + 1}: {v or "-"}</title></rect>'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from roleplay.report.text import MARK
+from roleplay.report.text import MARK, moment_sentence
 
 
 def latest_reviews(reviews: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
@@ -57,12 +57,15 @@ def _print_turns(data: dict[str, Any], out: TextIO) -> None:
 
 def print_summary(data: dict[str, Any], out: TextIO, *, reviews: list[dict[str, Any]] | None = None) -> None:
     _print_header(data, out)
+    language = data.get("language") or "en"
+    for m in data.get("moments") or []:  # the moments that changed the call come first
+        print(f" * {moment_sentence(m, language)}", file=out)
     print("", file=out)
     _print_turns(data, out)
     print("", file=out)
     latest = latest_reviews(reviews)
     for r in data["advice"]:
-        print(f" {MARK[r['verdict']]} {r['id']:<18} {r['feedback']}", file=out)
+        print(f" {MARK.get(r['verdict'], '?')} {r['id']:<18} {r['feedback']}", file=out)
         if r["id"] in latest:
             rv = latest[r["id"]]
             print(

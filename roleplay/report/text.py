@@ -12,7 +12,7 @@ from typing import Any, TypeGuard
 import yaml
 
 # The mark before a verdict, on the terminal and on the page.
-MARK = {"pass": "✔", "fail": "✘", "not-applicable": "–"}
+MARK = {"pass": "✔", "fail": "✘", "no-evidence": "?", "not-applicable": "–"}
 
 
 @lru_cache(maxsize=4)
@@ -84,8 +84,8 @@ def _stay_calm(w: _Words, f: dict[str, Any]) -> list[str]:
     loud, rate, pitch = f.get("loudness_change_db"), f.get("rate_change_pct"), f.get("pitch_change_st")
     if f:
         out.append(w.x["stay_calm"].format(db=w.signed(loud, 1), pct=w.signed(rate, 0), st=w.signed(pitch, 1)))
-    if f.get("climbed") and any(_is_num(v) and v > 0 for v in (loud, rate, pitch)):
-        out.append(w.x["climbed"].format(what=f["climbed"]))
+    if f.get("climbed_turns") and any(_is_num(v) and v > 0 for v in (loud, rate, pitch)):
+        out.append(w.x["climbed"].format(what=", ".join(f"#{i}" for i in f["climbed_turns"])))
     return out
 
 
@@ -142,7 +142,9 @@ def _silence(w: _Words, f: dict[str, Any]) -> list[str]:
 
 def _no_discussion(w: _Words, f: dict[str, Any]) -> list[str]:
     if f.get("count"):
-        return [w.x["arguments"].format(n=f["count"], examples=f.get("examples", ""))]
+        examples = f.get("examples")  # a list since reasons came in; a string in older analyses
+        return [w.x["arguments"].format(n=f["count"], examples=_quoted(examples) if isinstance(examples, list)
+                                        else examples or "")]
     return [w.x["arguments_none"]] if "count" in f else []
 
 
@@ -198,6 +200,24 @@ _EXPLAIN: dict[str, Callable[[_Words, dict[str, Any]], list[str]]] = {
     "address-behaviour": _address_behaviour,
     "announce-end": _announce_end,
 }
+
+
+def moment_sentence(m: dict[str, Any], language: str) -> str:
+    """One moment of the call (`moments` in the analysis) in words: what the trainee said and how
+    the caller's anger changed, with the reasons the event log gives."""
+    t = texts(language)
+    x, why = t["moments"], t["reasons"]
+    quote = f"‘{str(m['quote']).strip().rstrip('.')}’" if m.get("quote") else None
+    values = {"quote": quote, "t": fmt_num(m.get("t_s"), 1, language),
+              "before": fmt_num(m.get("anger_before"), 1, language),
+              "after": fmt_num(m.get("anger_after"), 1, language),
+              "while_speaking": x["while_speaking"] if m.get("while_caller_spoke") else ""}
+    kind = m.get("kind", "")
+    if kind.startswith("anger-"):
+        text = x[kind if quote else f"{kind}-no-quote"].format(**values)
+        reasons = [why.get(r, r) for r in m.get("reasons") or [] if r]
+        return f"{text} ({x['why'].format(reasons=', '.join(reasons))})." if reasons else f"{text}."
+    return x[kind].format(**{**values, "quote": quote or "–"}) + "."
 
 
 def explain_figures(item: str, figures: dict[str, Any], language: str) -> list[str]:

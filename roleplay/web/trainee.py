@@ -257,7 +257,7 @@ class Verdict:
 
     item: str
     name: str
-    automatic: str  # pass, fail, not-applicable
+    automatic: str  # pass, fail, no-evidence, not-applicable
     feedback: str
     review: dict[str, Any] | None  # the newest trainer review of this item
     tip: str
