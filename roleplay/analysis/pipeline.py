@@ -18,7 +18,7 @@ from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
 from roleplay.core.errors import InputError
 from roleplay.speech import prosody
 from roleplay.speech.asr import LANGUAGES, Transcriber, Word
-from roleplay.speech.syllables import count_syllables, syllable_nuclei_s
+from roleplay.speech.syllables import count_syllables, count_word_syllables, syllable_nuclei_s
 from roleplay.speech.vad import SpeechSegment, speech_segments
 
 SPEAKERS = ("caller", "trainee")
@@ -35,6 +35,14 @@ class TimingSettings:
     # words, so trust the acoustic count
     max_count_disagreement: float = 0.15
     min_word_probability: float = 0.5  # below this mean word probability a transcript is doubtful
+    # coverage: the share of the turn's speaking time the recognised words account for. Whisper
+    # stretches a word over speech it dropped ("I" lasting 2.9 s in a greeting heard as "How can I
+    # help you?"), so a word accounts for at most this long per syllable (2 syll/s, slower than
+    # slow speech)
+    max_syllable_s: float = 0.5
+    min_coverage: float = 0.7  # below this the recognizer dropped words: the transcript undercounts
+    # an acoustic count giving an articulation rate outside this band is not trusted either
+    acoustic_rate_band_syll_s: tuple[float, float] = (2.0, 8.0)
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ class Turn:
     syllables: int
     syllables_transcript: int
     syllables_acoustic: int
-    syllable_source: str  # "transcript" or "acoustic"
+    syllable_source: str  # "transcript" or "acoustic": which count `syllables` is
     pause_total_s: float
     speech_rate_syll_s: float | None
     articulation_rate_syll_s: float | None
@@ -69,6 +77,8 @@ class Turn:
     rate_vs_baseline_pct: float | None = None
     loudness_vs_baseline_db: float | None = None
     pitch_vs_baseline_st: float | None = None
+    coverage: float | None = None  # share of the speaking time the recognised words account for
+    rate_excluded: str | None = None  # why the turn's rates are left out (neither count trusted)
 
     @property
     def duration_s(self) -> float:
@@ -221,6 +231,49 @@ def _measure(audio: Audio) -> _Measured:
     )
 
 
+@dataclass(frozen=True)
+class _Syllables:
+    count: int
+    source: str  # "transcript" or "acoustic"
+    coverage: float | None  # None when the turn has no speaking time
+    excluded: str | None  # why neither count is trusted
+
+
+def _word_coverage(words: tuple[Word, ...], start_s: float, end_s: float, speaking_s: float,
+                   language: str, settings: TimingSettings) -> float | None:
+    """Share of the turn's speaking time that the recognised words account for: each word's span
+    (within the turn), capped at its syllables x `max_syllable_s`, over duration less pauses."""
+    if speaking_s <= 0:
+        return None
+    accounted = sum(min(max(0.0, min(w.end_s, end_s) - max(w.start_s, start_s)),
+                        max(1, count_word_syllables(w.text.strip(), language=language)) * settings.max_syllable_s)
+                    for w in words if w.text.strip())
+    return min(1.0, accounted / speaking_s)
+
+
+def _choose_syllables(words: tuple[Word, ...], n_text: int, n_acoustic: int, coverage: float | None,
+                      speaking_s: float, settings: TimingSettings) -> _Syllables:
+    """Which count the rates rest on. The transcript, unless the recognizer dropped words (low
+    coverage, and the acoustic count finds more syllables) or it is doubtful and disagrees with the
+    acoustic count; then the acoustic count, if its rate is humanly plausible; else neither."""
+    low, high = settings.acoustic_rate_band_syll_s
+    acoustic_ok = low <= n_acoustic / max(speaking_s, 1e-3) <= high
+    dropped = coverage is not None and coverage < settings.min_coverage and n_acoustic > n_text
+    probability = float(np.mean([w.probability for w in words])) if words else 0.0
+    disagree = abs(n_text - n_acoustic) > settings.max_count_disagreement * max(n_acoustic, 1)
+    # a confident transcript that covers the speech beats the acoustic count (which misses
+    # syllables in fast speech)
+    doubtful = disagree and probability < settings.min_word_probability
+    if not (dropped or doubtful):
+        return _Syllables(n_text, "transcript", coverage, None)
+    if acoustic_ok:
+        return _Syllables(n_acoustic, "acoustic", coverage, None)
+    why = (f"the words cover {100 * (coverage or 0):.0f} % of the speech" if dropped
+           else f"the transcript is doubtful (mean word probability {probability:.2f})")
+    return _Syllables(n_text, "transcript", coverage,
+                      f"{why} and the acoustic count ({n_acoustic}) gives an implausible rate")
+
+
 def _make_turn(index: int, group: list[_Segment], audio: Audio, language: str,
                settings: TimingSettings) -> Turn:
     speaker = group[0].speaker
@@ -230,26 +283,27 @@ def _make_turn(index: int, group: list[_Segment], audio: Audio, language: str,
     chunk = audio.slice_s(start_s, end_s)
     m = _measure(chunk)
     n_text = count_syllables(text, language=language) if text else 0
-    probability = float(np.mean([w.probability for w in words])) if words else 0.0
-    disagree = abs(n_text - m.syllables_acoustic) > settings.max_count_disagreement * max(m.syllables_acoustic, 1)
-    # a confident transcript beats the acoustic count (which misses syllables in fast speech)
-    use_acoustic = disagree and probability < settings.min_word_probability
-    syllables = m.syllables_acoustic if use_acoustic else n_text
     duration = end_s - start_s
     speaking = max(duration - m.pause_total_s, 1e-3)
+    coverage = _word_coverage(words, start_s, end_s, duration - m.pause_total_s, language, settings)
+    choice = _choose_syllables(words, n_text, m.syllables_acoustic, coverage, speaking, settings)
+    syllables = choice.count
+    rated = bool(syllables) and choice.excluded is None
     hits = find_phrases([(w.text, w.start_s, w.end_s) for w in words], language=language) if words else ()
     return Turn(
         index=index, speaker=speaker, start_s=round(start_s, 3), end_s=round(end_s, 3), text=text,
         words=words, syllables=syllables, syllables_transcript=n_text,
         syllables_acoustic=m.syllables_acoustic,
-        syllable_source="acoustic" if use_acoustic else "transcript",
+        syllable_source=choice.source,
         pause_total_s=round(m.pause_total_s, 3),
-        speech_rate_syll_s=syllables / duration if syllables and duration > 0 else None,
-        articulation_rate_syll_s=syllables / speaking if syllables else None,
+        speech_rate_syll_s=syllables / duration if rated and duration > 0 else None,
+        articulation_rate_syll_s=syllables / speaking if rated else None,
         loudness_dbfs=m.loudness_dbfs,
         pitch_median_hz=m.pitch.median_hz, pitch_spread_st=m.pitch.spread_st,
         phrases=tuple(Phrase(h.category, h.text, round(h.start_s, 3), h.matched) for h in hits),
         abuse=abuse_terms(text, language=language) if speaker == "caller" and text else (),
+        coverage=None if choice.coverage is None else round(choice.coverage, 3),
+        rate_excluded=choice.excluded,
     )
 
 
@@ -303,7 +357,7 @@ def _baseline(turns: list[Turn], calibration: Audio | None, language: str, setti
             return Baseline("calibration", (), round(t.duration_s, 3), t.syllables, t.articulation_rate_syll_s,
                             t.speech_rate_syll_s, t.loudness_dbfs, t.pitch_median_hz, t.pitch_spread_st,
                             "from the calibration recording")
-    trainee = [t for t in turns if t.speaker == "trainee" and t.syllables > 0]
+    trainee = [t for t in turns if t.speaker == "trainee" and t.syllables > 0 and t.rate_excluded is None]
     chosen: list[Turn] = []
     for t in trainee:
         chosen.append(t)

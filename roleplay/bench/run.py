@@ -96,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
         return run_latency_bench(args.model)
     if args.what == "analysis":
         return run_analysis_bench(args.minutes, args.model)
+    if args.what == "rates":
+        from roleplay.bench.rates import run_rates_bench
+
+        return run_rates_bench(model=args.model, seeds=tuple(args.seeds))
     from roleplay.bench.accuracy import run_accuracy
 
     return run_accuracy(model=args.model)

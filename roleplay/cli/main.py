@@ -170,9 +170,11 @@ def _add_devices(sub: Any) -> None:
 
 def _add_bench(sub: Any) -> None:
     b = sub.add_parser("bench", help="benchmarks that print figures and the machine")
-    b.add_argument("what", choices=["analysis", "accuracy", "latency", "web"],
-                   help="web: the browser app's page times, live updates and memory with 1,000 calls")
+    b.add_argument("what", choices=["analysis", "accuracy", "latency", "web", "rates"],
+                   help="web: the browser app's page times, live updates and memory with 1,000 calls; "
+                        "rates: demo trainee rates against their scripts")
     b.add_argument("--minutes", type=_positive_float, default=5.0, help="length of the benchmark call (analysis)")
+    b.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="demo seeds (rates)")
     _add_model(b)
 
 
