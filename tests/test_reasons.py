@@ -169,3 +169,67 @@ def test_say_instead_sentences_are_made_of_listed_good_phrases(language):
             assert not found & set(CATEGORIES), (category, text, found)
             if scenario is not None and scenario.who.lower().startswith(("meneer", "mevrouw")):
                 assert text.startswith(scenario.who.split(",")[0][:1].upper())
+
+
+# --------------------------------------------------------------------------- readiness and trainer agreement
+
+
+def _doc(call_id: str, verdicts: dict[str, tuple[str, list[str]]]) -> dict:
+    """A minimal analysis document: the given items with their verdict and reason codes."""
+    return {
+        "schema": "roleplay-analysis", "schema_version": 1, "language": "nl", "duration_s": 60.0,
+        "source": {"test": call_id}, "turns": [], "backchannels": [], "interruptions": [], "warnings": [],
+        "baseline": {"source": "none"}, "anger": [],
+        "call": {"call_id": call_id, "scenario": "nl-visite-derde-keer", "trainee": "ann", "outcome": "calmed",
+                 "mode": "test"},
+        "advice": [{"id": i, "verdict": v, "figures": {}, "turns": [], "feedback": "", "proxy": False,
+                    "reasons": [{"code": c, "figures": {}} for c in codes]} for i, (v, codes) in verdicts.items()],
+    }
+
+
+def test_trainer_agreement_counts_overrides_per_item_and_reason(tmp_path):
+    from roleplay.analysis.document import write_json
+    from roleplay.history.store import History
+    from roleplay.report.agreement import agreement, agreement_html, agreement_lines
+
+    share, cut_in = ("fail", ["caller-share-below-target"]), ("fail", ["trainee-interrupted-while-venting"])
+    positive, none = ("pass", ["more-positive-than-negative"]), ("no-evidence", ["no-positive-or-negative-phrase"])
+    calls = {"c1": {"let-vent": cut_in, "positive": none}, "c2": {"let-vent": share, "positive": positive},
+             "c3": {"let-vent": share, "positive": positive}}
+    with History(tmp_path / "h.sqlite3") as h:
+        ids = {}
+        for key, verdicts in calls.items():
+            d = tmp_path / key
+            d.mkdir()
+            write_json(d / "analysis.json", _doc(key, verdicts))
+            ids[key] = h.record(_doc(key, verdicts), d, started_utc="2026-11-01T09:00:00+00:00")
+        h.add_review(ids["c2"], item="let-vent", verdict="pass", note="beller kreeg genoeg ruimte", by="tr")
+        h.add_review(ids["c3"], item="let-vent", verdict="fail", note="klopt", by="tr")
+        h.add_review(ids["c1"], item="let-vent", verdict="fail", note="klopt", by="tr")
+        h.add_review(ids["c2"], item="positive", verdict="pass", note="klopt", by="tr")
+        found = agreement(h.calls())
+    table = {(a.item, a.automatic, a.reason): (a.reviewed, a.overridden) for a in found}
+    assert table == {
+        ("let-vent", "fail", "caller-share-below-target"): (2, 1),
+        ("let-vent", "fail", "trainee-interrupted-while-venting"): (1, 0),
+        ("positive", "pass", "more-positive-than-negative"): (1, 0),
+    }
+    assert found[0].reason == "caller-share-below-target" and found[0].overridden_pct == 50.0
+    page = agreement_html(found, "nl")
+    assert 'id="agreement"' in page and "50 %" in page and "Laten uitrazen" in page
+    assert any("caller-share-below-target" in line and "(50 %)" in line for line in agreement_lines(found, "nl"))
+
+
+def test_readiness_never_counts_no_evidence_as_a_pass(tmp_path):
+    from roleplay.history.store import History
+    from roleplay.report.readiness import Requirement, Rules, evaluate
+
+    rules = Rules("t", "nl", (Requirement("nl-visite-derde-keer", "mild", 2, 1, ("positive",)),),
+                  frozenset({"positive"}), tmp_path / "rules.yaml")
+    with History(tmp_path / "h.sqlite3") as h:
+        for key in ("c1", "c2"):
+            h.record(_doc(key, {"positive": ("no-evidence", ["no-positive-or-negative-phrase"])}), None,
+                     started_utc="2026-11-01T09:00:00+00:00")
+        rows = h.calls()
+    result = evaluate("ann", rows, rules)
+    assert not result.ready and result.requirements[0].items[0].passes == 0

@@ -24,7 +24,7 @@ from roleplay.report.terminal import print_summary
 from roleplay.report.text import explain_figures
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SECTIONS = ("summary", "audio", "advice", "timeline-section", "turns", "transcript", "debrief")
+SECTIONS = ("moments", "summary", "audio", "advice", "timeline-section", "turns", "transcript", "debrief")
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +125,10 @@ def test_report_renders_in_a_real_browser(calls, name, db, tmp_path):
     assert loaded, "the audio element did not load its data"
     assert abs(float(loaded.group(1)) - data["duration_s"]) < 0.5
     assert len(re.findall(r'<tr id="turn-\d+"', html)) == len(data["turns"])
+    # the report opens with the moments that changed the call, each with a button that plays it
+    moments = re.search(r'<section id="moments">(.*?)</section>', html, re.S).group(1)
+    assert moments.count('class="play" data-t=') == len(data["moments"])
+    assert html.index('id="moments"') < html.index('id="summary"')
     if name.startswith("nl"):
         assert "Nabespreking" in html and "Het advies, punt voor punt" in html and 'lang="nl"' in html
     else:
@@ -143,6 +147,11 @@ def test_poor_call_report_explains_anger_interruptions_and_the_debrief(calls, db
     assert "u onderbrak" in html or "u ging in discussie" in html  # why the anger rose, in Dutch
     if isinstance(data["interruptions"], list) and data["interruptions"]:
         assert 'class="interruption"' in html
+    # the moments that made the caller angrier, quoting the trainee; say-instead beside the turn
+    rose = [m for m in data["moments"] if m["kind"] == "anger-rose" and m["quote"]]
+    assert rose and "werd de beller bozer" in html
+    for x in data["say_instead"]:
+        assert re.search(rf'<tr id="turn-{x["turn"]}".*?class="instead"', html, re.S)
     # debrief: the scenario's own text, one thing to try, the prompt to talk it over
     from roleplay.caller.scenario import load_scenario
 

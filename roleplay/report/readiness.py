@@ -15,6 +15,7 @@ import yaml
 from roleplay.core.advice import ADVICE_IDS
 from roleplay.core.errors import InputError
 from roleplay.history.store import INTENSITY_ORDER, CallRow
+from roleplay.report.agreement import agreement, agreement_html
 from roleplay.report.html import CSS
 from roleplay.report.svg import sparkline_svg, verdict_strip_svg
 from roleplay.report.text import texts
@@ -313,6 +314,7 @@ td svg{{vertical-align:middle}}</style></head><body>
 <tr><th>{e(t["labels"]["trainee"])}</th><th></th>{head}<th>trend</th></tr>
 {"".join(body)}</table></section>
 <section id="details">{"".join(details)}</section>
+{agreement_html(agreement(rows), rules.language)}
 </body></html>
 """
 
