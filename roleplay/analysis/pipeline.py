@@ -15,6 +15,7 @@ import numpy as np
 
 from roleplay.analysis.phrases import abuse_terms, find_phrases, is_backchannel
 from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
+from roleplay.audio.crosstalk import DEFAULT_CROSSTALK, CrosstalkSettings, remove_crosstalk
 from roleplay.core.errors import InputError
 from roleplay.speech import prosody
 from roleplay.speech.asr import LANGUAGES, Transcriber, Word
@@ -421,6 +422,7 @@ def analyse_audio(
     call: dict[str, Any] | None = None,
     settings: TimingSettings = TimingSettings(),
     progress: Callable[[str], None] | None = None,
+    crosstalk: CrosstalkSettings | None = DEFAULT_CROSSTALK,  # None: the tracks as given
 ) -> Analysis:
     if language not in LANGUAGES:
         raise InputError(f"unknown language {language!r}; expected one of {', '.join(LANGUAGES)}")
@@ -433,6 +435,9 @@ def analyse_audio(
               if a is not None}
     duration_s = max(a.duration_s for a in tracks.values())
     warnings: list[str] = []
+    if crosstalk is not None:  # before VAD: a leaked copy of the other party is never a turn
+        tracks, leaks = remove_crosstalk(tracks, settings=crosstalk)
+        warnings += [leak.warning() for leak in leaks]
     for speaker, original in (("caller", caller), ("trainee", trainee)):
         if original is not None and original.rate_hz < ANALYSIS_RATE_HZ:  # upsampling adds no detail
             warnings.append(f"{speaker} audio is sampled at {original.rate_hz} Hz (under {ANALYSIS_RATE_HZ}): "

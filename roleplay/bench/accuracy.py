@@ -392,6 +392,7 @@ def run_accuracy(*, model: str | None) -> int:
         human = score_human(human_dir, language=acc_set.human_language, transcriber=transcriber)
     else:
         print(f"\n(human read speech skipped: {human_dir} is not present)")
+    leak_figures = _run_leak_calls(acc_set, transcriber=transcriber, cache_dir=tts_cache)
     elapsed = time.perf_counter() - started
     print(f"\nrun time {elapsed:.0f} s")
     figures = {
@@ -411,5 +412,18 @@ def run_accuracy(*, model: str | None) -> int:
         "human_speech_rate_err_pct": _fmt(_median(human.speech_err_pct), ".1f"),
         "run_s": f"{elapsed:.0f}",
     }
+    figures.update(leak_figures)
     print(" ".join(f"{key}={value}" for key, value in figures.items()))
     return 0
+
+
+def _run_leak_calls(acc_set: AccuracySet, *, transcriber: Any, cache_dir: Path) -> dict[str, str]:
+    """The leak calls (roleplay/bench/leaks.py): the set's calls with the caller leaking into the
+    trainee's track, scored with this module's interruption and backchannel matching."""
+    import yaml
+
+    from roleplay.bench.leaks import leak_specs, run_leak_calls
+
+    specs = leak_specs(yaml.safe_load(SET_PATH.read_text(encoding="utf-8")))
+    return run_leak_calls(specs, {c.id: c for c in acc_set.calls}, transcriber=transcriber, cache_dir=cache_dir,
+                          score_overlaps=_score_overlaps, new_tally=Tally.empty)

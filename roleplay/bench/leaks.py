@@ -1,0 +1,156 @@
+"""Leak calls of `roleplay bench accuracy` (issue 11, cross-talk and echo): calls of the labelled
+set with the caller's voice leaking into the trainee's track.
+
+Each entry of `leak_calls` in accuracy_set.yaml takes one of the set's calls and adds the caller
+track to the trainee track `delay_ms` late and `gain_db` down, plus a microphone's noise floor
+(seeded, `NOISE_DBFS`); `phone: true` band-limits both tracks to 8 kHz sampling (telephone band)
+first. The planted interruptions, backchannels and double talk of the call stay the truth. Each
+call is analysed without removal (`none`, what the analysis did before), with the echo gate
+applied afterwards (`gate`) and with the canceller (`cancel`, the default of the analysis), and
+scored for interruption precision and recall, phantom trainee turns (a trainee turn or
+backchannel where no trainee line was planted) and the echo return loss enhancement (ERLE) where
+only the leak sounds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NOISE_DBFS = -60.0
+METHODS = ("none", "gate", "cancel")
+
+
+@dataclass(frozen=True)
+class LeakSpec:
+    call_id: str
+    delay_ms: float
+    gain_db: float
+    phone: bool
+
+
+@dataclass(frozen=True)
+class LeakTracks:
+    caller: np.ndarray
+    trainee: np.ndarray  # with the leak
+    clean_trainee: np.ndarray  # the planted trainee alone (truth)
+    rate_hz: int
+
+
+def leak_specs(data: dict[str, Any]) -> tuple[LeakSpec, ...]:
+    return tuple(LeakSpec(str(e["call"]), float(e["delay_ms"]), float(e["gain_db"]), bool(e.get("phone", False)))
+                 for e in data.get("leak_calls") or ())
+
+
+def leaked_tracks(caller: np.ndarray, trainee: np.ndarray, spec: LeakSpec, *, rate_hz: int,
+                  seed: int = 0) -> LeakTracks:
+    """The caller's voice in the trainee's track, `delay_ms` late and `gain_db` down, over a noise
+    floor; band-limited to the telephone band first when `spec.phone`."""
+    from roleplay.audio.clip import Audio
+
+    if spec.phone:
+        def band(x: np.ndarray) -> np.ndarray:
+            return Audio(x.astype(np.float32), rate_hz).resampled(8000).resampled(rate_hz).samples[: len(x)]
+
+        caller, trainee = band(caller), band(trainee)
+    d = int(round(spec.delay_ms * rate_hz / 1000))
+    echo = np.concatenate([np.zeros(d, np.float32), caller[: len(caller) - d]]) * 10 ** (spec.gain_db / 20)
+    noise = np.random.default_rng(seed).normal(0.0, 10 ** (NOISE_DBFS / 20), len(trainee))
+    mic = (trainee + echo[: len(trainee)] + noise).astype(np.float32)
+    return LeakTracks(caller.astype(np.float32), mic, trainee.astype(np.float32), rate_hz)
+
+
+def erle_db(tracks: LeakTracks, cleaned: np.ndarray, *, frame_s: float = 0.02) -> float | None:
+    """Echo return loss enhancement where only the leak (and the noise floor) sounds: frames where
+    the caller speaks and the planted trainee is silent."""
+    frame = int(frame_s * tracks.rate_hz)
+    n = len(tracks.trainee) // frame
+
+    def energy(x: np.ndarray) -> np.ndarray:
+        return np.mean(x[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1)
+
+    alone = (energy(tracks.caller) > 1e-5) & (energy(tracks.clean_trainee) < 1e-10)
+    if not alone.any():
+        return None
+    return float(10 * np.log10(energy(tracks.trainee)[alone].sum() / max(energy(cleaned)[alone].sum(), 1e-20)))
+
+
+def phantom_trainee(analysis: Any, placed: tuple[Any, ...]) -> list[tuple[str, float, float, str]]:
+    """Trainee turns and backchannels that overlap no planted trainee line: the leak taken for
+    the trainee. (kind, start_s, end_s, text)."""
+    lines = [(p.start_s, p.end_s) for p in placed if p.line.speaker == "trainee"]
+
+    def planted(a: float, b: float) -> bool:
+        return any(min(b, e) - max(a, s) > 0 for s, e in lines)
+
+    out = [("turn", t.start_s, t.end_s, t.text) for t in analysis.turns
+           if t.speaker == "trainee" and not planted(t.start_s, t.end_s)]
+    out += [("backchannel", b.start_s, b.end_s, b.text) for b in analysis.backchannels
+            if b.speaker == "trainee" and not planted(b.start_s, b.end_s)]
+    return out
+
+
+def score_leak_call(spec: LeakSpec, call: Any, *, method: str, transcriber: Any, cache_dir: Path,
+                    score_overlaps: Any, tally: Any) -> float | None:
+    """Analyse one leak call with `method`, add its counts to `tally` (accuracy.Tally) and return
+    its ERLE in dB."""
+    from roleplay.analysis.pipeline import analyse_audio
+    from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
+    from roleplay.audio.crosstalk import CrosstalkSettings, remove_crosstalk
+    from roleplay.recording.scripted import ScriptLine, place_lines, speak_line, tracks
+
+    placed = place_lines([s.line for s in call.lines], cache_dir=cache_dir)
+    planted = tracks(placed)
+    lt = leaked_tracks(planted["caller"], planted["trainee"], spec, rate_hz=ANALYSIS_RATE_HZ)
+    settings = None if method == "none" else CrosstalkSettings(method=method)
+    audio = {"caller": Audio(lt.caller, lt.rate_hz), "trainee": Audio(lt.trainee, lt.rate_hz)}
+    cleaned = remove_crosstalk(audio, settings=settings)[0]["trainee"].samples if settings else lt.trainee
+    calibration = speak_line(ScriptLine("trainee", call.calibration_text, call.trainee_voice,
+                                        rate_wpm=call.trainee_rate_wpm), cache_dir=cache_dir)
+    analysis = analyse_audio(caller=audio["caller"], trainee=audio["trainee"], language=call.language,
+                             transcriber=transcriber, calibration=calibration, crosstalk=settings)
+    erle = erle_db(lt, cleaned)
+    phantoms = phantom_trainee(analysis, placed)
+    print(f"\n== leak {spec.call_id} {spec.delay_ms:g} ms {spec.gain_db:+g} dB{' phone' if spec.phone else ''}"
+          f" [{method}]: ERLE {'n/a' if erle is None else f'{erle:.1f}'} dB; {len(phantoms)} phantom trainee "
+          f"turns/backchannels; warnings: {[w for w in analysis.warnings if 'leak' in w]}")
+    for kind, a, b, text in phantoms:
+        print(f"  phantom trainee {kind} {a:.2f}-{b:.2f} s heard as {text!r}")
+    score_overlaps(placed, analysis, tally)
+    k: Counter = tally.counts
+    k["phantom"] += len(phantoms)
+    return erle
+
+
+def run_leak_calls(specs: tuple[LeakSpec, ...], calls: dict[str, Any], *, transcriber: Any, cache_dir: Path,
+                   score_overlaps: Any, new_tally: Any, methods: tuple[str, ...] = METHODS) -> dict[str, str]:
+    """All leak calls with each method; prints a summary per method and returns the figures of
+    the analysis's own method (`cancel`) for the key=value line."""
+    figures: dict[str, str] = {}
+    for method in methods:
+        tally = new_tally()
+        erles = [e for spec in specs
+                 if (e := score_leak_call(spec, calls[spec.call_id], method=method, transcriber=transcriber,
+                                          cache_dir=cache_dir, score_overlaps=score_overlaps,
+                                          tally=tally)) is not None]
+        k = tally.counts
+        tp, fp, fn = k["interruption_tp"], k["interruption_fp"], k["interruption_fn"]
+        precision = tp / (tp + fp) if tp + fp else None
+        recall = tp / (tp + fn) if tp + fn else None
+        erle = float(np.median(erles)) if erles else None
+        print(f"\n== leak calls [{method}] ({len(specs)} calls): interruptions TP/FP/FN {tp}/{fp}/{fn}, "
+              f"precision {_fmt(precision)} recall {_fmt(recall)}; phantom trainee turns {k['phantom']}; "
+              f"ERLE median {_fmt(erle, '.1f')} dB; backchannels TP/FP/FN "
+              f"{k['backchannel_tp']}/{k['backchannel_fp']}/{k['backchannel_fn']}")
+        if method == "cancel":
+            figures = {"leak_interruption_precision": _fmt(precision), "leak_interruption_recall": _fmt(recall),
+                       "leak_phantom_turns": str(k["phantom"]), "leak_erle_db": _fmt(erle, ".1f")}
+    return figures
+
+
+def _fmt(x: float | None, spec: str = ".2f") -> str:
+    return "n/a" if x is None else format(x, spec)
