@@ -55,7 +55,9 @@ SCRIPT = (
     Said("Ik snap dat dit lang duurt.", 0.9, 2.5, ("acknowledgement",)),
     Said("De dokter komt binnen een uur.", 0.7, 3.0, ("concrete-offer",)),
     Said("Dat is vervelend voor u.", 0.6, 2.0, ("acknowledgement", "concrete-offer")),
-    Said("Ik verbind u door met de arts.", 0.5, 2.5, ("transfer",)),
+    # a warm transfer: two different transfer phrases (one alone is a cold transfer)
+    Said("Ik verbind u door met de arts, mijn collega is ingelicht.", 0.5, 2.5,
+         ("transfer", "transfer")),
 )
 
 
@@ -77,7 +79,8 @@ def hear(audio: Audio, *, offset_s: float, transcriber: Any = None) -> Turn | No
                 syllable_source="transcript", pause_total_s=0.0, speech_rate_syll_s=4.0,
                 articulation_rate_syll_s=4.0, loudness_dbfs=-30.0, pitch_median_hz=200.0,
                 pitch_spread_st=2.0,
-                phrases=tuple(Phrase(c, said.text, start_s, said.text) for c in said.phrases),
+                phrases=tuple(Phrase(c, f"{said.text} ({i})", start_s, said.text)
+                              for i, c in enumerate(said.phrases)),
                 abuse=(), rate_vs_baseline_pct=said.faster_pct,
                 loudness_vs_baseline_db=said.louder_db)
 

@@ -68,7 +68,8 @@ DEFAULT_REACTIONS = MappingProxyType(
         "silence": -0.4,
         "boundary": -0.4,
         "end-announcement": -1.0,  # when the caller stops (see Boundaries); else it is shrugged off
-        "transfer": -0.8,
+        "transfer": -0.8,  # a warm transfer: told, and the colleague briefed
+        "cold-transfer": 0.6,  # put through without a word to the colleague: the story again
         "interruption": 0.9,
         "argument": 0.8,
         "negative": 0.4,

@@ -11,10 +11,15 @@ labels, it reacts to the analysis of the audio (see `roleplay.session.demo`).
           acknowledgements), waits
           about a second before answering, never interrupts, speaks at least 10 % slower and 3 dB
           softer than normal once the caller is angry, makes a concrete offer (who, what, when),
-          names abusive behaviour and, when that is ignored, announces the end and hangs up;
-          transfers warmly when the scenario needs a colleague.
+          names abusive behaviour, when that is ignored announces the end, and when that is ignored
+          too ends the call; asks a receptionist's questions (name, date of birth, since when,
+          medication) with its acknowledgements and offers once the caller has vented; transfers
+          warmly when the scenario needs a colleague (name and date of birth first, then: "my
+          colleague is briefed").
     poor: no proper greeting, answers fast, loud and high, cuts into the caller's lines (1 to 2 s of
-          overlap), argues ("ja maar"), says what is not possible, stays vague.
+          overlap), argues ("ja maar"), says what is not possible, stays vague, fires its questions
+          off from the first reply (and asks the name twice), shouts back at abuse, and puts a
+          caller who needs a colleague through coldly.
 
 Deterministic for a seed: all choices come from the `random.Random` passed in.
 """
@@ -35,8 +40,9 @@ from roleplay.core.errors import InputError
 
 STYLES = ("good", "poor")
 LINES_DIR = Path(__file__).with_name("trainee_lines")
-GOOD_INTENTS = ("greeting", "listen", "acknowledgement", "offer", "boundary", "end_announcement", "transfer")
-POOR_INTENTS = ("greeting", "argument", "negative", "vague", "interrupt")
+GOOD_INTENTS = ("greeting", "listen", "acknowledgement", "offer", "boundary", "end_announcement",
+                "end_call", "transfer")
+POOR_INTENTS = ("greeting", "argument", "negative", "vague", "interrupt", "cold_transfer")
 
 # Delivery, relative to the trainee voice's base rate and the synthesized level.
 GOOD_GAP_S = (0.9, 1.4)  # waits about a second after the caller: a well-placed silence
@@ -52,6 +58,8 @@ POOR_GAP_S = (0.1, 0.3)  # jumps in at once
 POOR_OVERLAP_S = (1.0, 2.0)  # cuts into the caller's line this long before it ends
 POOR_MIN_LINE_FOR_CUT_S = 2.5  # a caller line shorter than this is not interrupted
 POOR_CUT_EVERY = 2  # every second reply (from the first) cuts in
+TRANSFER_AFTER_QUESTIONS = 2  # the good trainee asks name and date of birth before transferring
+POOR_TRANSFER_AT = 3  # the poor trainee puts the caller through coldly at its fourth reply
 LISTEN_REPLIES = 2  # the first replies while the caller vents are short listening tokens
 ACK_BEFORE_OFFER = 1  # after "ja, ik luister": one acknowledgement, then the offer
 VENTING_SITUATIONS = frozenset({"opening", "venting", "escalating", "interrupted", "silence"})
@@ -65,6 +73,7 @@ class TraineeLines:
     post: str
     calibration: str
     styles: Mapping[str, Mapping[str, tuple[str, ...]]]  # style -> intent -> lines
+    questions: Mapping[str, tuple[tuple[str, str], ...]]  # style -> (question id, line) in order
 
     def lines(self, style: str, intent: str) -> tuple[str, ...]:
         return self.styles[style][intent]
@@ -86,7 +95,7 @@ def _load(path: Path) -> TraineeLines:
         raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping with language, voice, good, poor, ...")
-    for key in ("language", "voice", "name", "post", "calibration", "good", "poor"):
+    for key in ("language", "voice", "name", "post", "calibration", "good", "poor", "questions"):
         if key not in data:
             raise InputError(f"{path}: missing field '{key}'")
     if data["language"] != path.stem:
@@ -114,7 +123,27 @@ def _load(path: Path) -> TraineeLines:
         styles[style] = MappingProxyType(group)
     return TraineeLines(language=data["language"], voice=data["voice"], name=data["name"],
                         post=data["post"], calibration=data["calibration"],
-                        styles=MappingProxyType(styles))
+                        styles=MappingProxyType(styles),
+                        questions=_questions(path, data["questions"]))
+
+
+def _questions(path: Path, raw: object) -> Mapping[str, tuple[tuple[str, str], ...]]:
+    """style -> ((question id, line), ...); the ids must be in the language's question list."""
+    from roleplay.caller.questions import load_questions
+
+    known = load_questions(path.stem).questions
+    if not isinstance(raw, dict) or sorted(raw) != sorted(STYLES):
+        raise InputError(f"{path}: field 'questions': expected a mapping with good and poor")
+    out = {}
+    for style in STYLES:
+        items = raw[style]
+        if not isinstance(items, list) or not all(
+                isinstance(x, dict) and set(x) == {"asks", "line"} and x["asks"] in known
+                and isinstance(x["line"], str) and x["line"].strip() for x in items):
+            raise InputError(f"{path}: field 'questions.{style}': expected a list of "
+                             f"{{asks: <question id>, line: <text>}}; ids: {', '.join(known)}")
+        out[style] = tuple((x["asks"], x["line"].strip()) for x in items)
+    return MappingProxyType(out)
 
 
 @dataclass(frozen=True)
@@ -141,6 +170,7 @@ class TraineeTurn:
     text: str
     delivery: Delivery
     ends_call: bool = False  # the trainee puts the phone down after this line
+    asks: tuple[str, ...] = ()  # question ids the line asks (the script's, logged)
 
 
 @dataclass
@@ -148,7 +178,9 @@ class _Memory:
     replies: int = 0
     acknowledgements_since_offer: int = 0
     offers: int = 0
-    warned: bool = False
+    sequence: int = 0  # steps of the boundary sequence taken: named, announced, ended
+    asked: int = 0  # questions of the style's list asked so far
+    transferred: bool = False
     said: set[tuple[str, int]] = field(default_factory=set)
 
 
@@ -179,8 +211,17 @@ class SimTrainee:
         self._m.said.add((intent, index))
         return options[index]
 
-    def _turn(self, intent: str, delivery: Delivery, *, ends_call: bool = False) -> TraineeTurn:
-        return TraineeTurn(intent, self._pick(intent), delivery, ends_call)
+    def _turn(self, intent: str, delivery: Delivery, *, ends_call: bool = False,
+              ask: bool = False) -> TraineeTurn:
+        """A line of `intent`; with `ask`, the next question of the style's list after it."""
+        text = self._pick(intent)
+        questions = self.lines.questions[self.style]
+        if ask and self._m.asked < len(questions):
+            question, line = questions[self._m.asked]
+            self._m.asked += 1
+            return TraineeTurn(f"{intent}+question", f"{text} {line}", delivery, ends_call,
+                               (question,))
+        return TraineeTurn(intent, text, delivery, ends_call)
 
     # -- policy
 
@@ -203,25 +244,30 @@ class SimTrainee:
             gap_s=round(self.rng.uniform(*GOOD_GAP_S), 3),
         )
         m = self._m
-        if heard.abusive:
-            if not m.warned:
-                m.warned = True
-                return self._turn("boundary", delivery)
-            return self._turn("end_announcement", delivery, ends_call=True)
-        needs_transfer = ("transferred" in self.scenario.ending.expected
-                          or "warm-transfer" in self.scenario.needs)
+        if heard.abusive or heard.situation == "abusive":
+            # the seed's sequence: name the behaviour, announce the end, end the call
+            m.sequence += 1
+            step = ("boundary", "end_announcement", "end_call")[min(m.sequence, 3) - 1]
+            return self._turn(step, delivery, ends_call=step == "end_call")
         venting = heard.situation in VENTING_SITUATIONS
         if m.replies < LISTEN_REPLIES and venting:
             return self._turn("listen", delivery)  # first let them tell the story
-        if needs_transfer:
+        if self._needs_transfer():
+            # the name and date of birth first, so the colleague can be briefed with them
+            if m.asked < TRANSFER_AFTER_QUESTIONS:
+                return self._turn("acknowledgement", delivery, ask=True)
             return self._turn("transfer", delivery)
         if (venting and m.acknowledgements_since_offer < ACK_BEFORE_OFFER) or (
                 not venting and m.acknowledgements_since_offer == 0 and m.offers == 0):
             m.acknowledgements_since_offer += 1
-            return self._turn("acknowledgement", delivery)
+            return self._turn("acknowledgement", delivery, ask=True)
         m.acknowledgements_since_offer = 0
         m.offers += 1
-        return self._turn("offer", delivery)
+        return self._turn("offer", delivery, ask=True)
+
+    def _needs_transfer(self) -> bool:
+        return ("transferred" in self.scenario.ending.expected
+                or "warm-transfer" in self.scenario.needs)
 
     def _poor(self, heard: Heard) -> TraineeTurn:
         m = self._m
@@ -235,5 +281,10 @@ class SimTrainee:
         intent = cycle[(m.replies // POOR_CUT_EVERY) % len(cycle)]
         if heard.abusive:
             intent = "argument"  # shouts back
+        elif self._needs_transfer() and not m.transferred and m.replies >= POOR_TRANSFER_AT:
+            m.transferred = True
+            intent = "cold_transfer"  # puts the caller through without briefing anyone
         gap = round(self.rng.uniform(*POOR_GAP_S), 3)
-        return self._turn(intent, Delivery(POOR_RATE, POOR_LOUD_DB, gap, POOR_PITCH))
+        # fires off its questions from the first reply on, with whatever else it says
+        return self._turn(intent, Delivery(POOR_RATE, POOR_LOUD_DB, gap, POOR_PITCH),
+                          ask=intent != "cold_transfer")

@@ -214,6 +214,26 @@ class AngerChange(Event):
     reason: str
 
 
+@_event("answer")
+@dataclass(frozen=True, kw_only=True)
+class Answer(Event):
+    """The caller answers a question recognised in the trainee's turn (demo and drill): `question`
+    (the question list's id), `heard` (the words it was recognised in), `fact` (the scenario fact
+    given; absent when the scenario has none or the caller does not answer) and its `value`,
+    `tone` (curt, plain, cooperative, repeated, unknown, or none when it hangs up), `placement`
+    (after-line, before-line, instead-of-line, none), `text` (what the caller says for it) and
+    `reason` (why this answer). `t_s` is the end of the trainee's turn."""
+
+    question: str
+    heard: str
+    tone: str
+    placement: str
+    text: str
+    reason: str
+    fact: str | None = None
+    value: str | None = None
+
+
 @_event("barge-in")
 @dataclass(frozen=True, kw_only=True)
 class BargeIn(Event):
@@ -252,7 +272,8 @@ class TraineeTurn(Event):
     simulated trainee's intent, script text and delivery (rate_factor, gain_db, pitch_delta,
     ends_call); both demo and drill give what was heard and, after the greeting, the behaviours
     seen, the latency and overlap against the caller's line and the rate and loudness against the
-    trainee's baseline (demo); a drill adds what ended the turn (`decided_by`)."""
+    trainee's baseline (demo); a drill adds what ended the turn (`decided_by`); a demo turn that
+    asks questions names them (`asks`, question ids)."""
 
     end_s: float
     intent: str | None = None
@@ -268,6 +289,7 @@ class TraineeTurn(Event):
     pitch_delta: float | None = None
     ends_call: bool | None = None
     decided_by: str | None = None
+    asks: tuple[str, ...] | None = None
 
 
 @_event("trainee-line")

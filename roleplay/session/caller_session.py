@@ -17,12 +17,14 @@ and, from the live clock only, `on_interruption()`, `on_time()` and `on_hang_up(
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from roleplay.analysis.assessment import SILENCE_S
 from roleplay.analysis.phrases import is_backchannel
 from roleplay.analysis.pipeline import Turn
+from roleplay.caller.questions import answer as answer_question
+from roleplay.caller.questions import compose, find_questions, load_questions, placement
 from roleplay.caller.scenario import (
     CallerLine,
     CallerState,
@@ -89,6 +91,11 @@ def observe(turn: Turn | None, *, caller_start_s: float, caller_end_s: float, ca
     for phrase in turn.phrases:
         if phrase.category in PHRASE_BEHAVIOURS:
             found.add(PHRASE_BEHAVIOURS[phrase.category])
+    if "transfer" in found and len({p.text for p in turn.phrases if p.category == "transfer"}) < 2:
+        # told of a transfer, but not that the colleague knows the story (the assessment's
+        # warm-transfer rule: two different transfer phrases)
+        found.discard("transfer")
+        found.add("cold-transfer")
     if turn.loudness_vs_baseline_db is not None and turn.loudness_vs_baseline_db >= LOUDER_DB:
         found.add("louder")
     if turn.rate_vs_baseline_pct is not None and turn.rate_vs_baseline_pct >= FASTER_PCT:
@@ -117,7 +124,8 @@ class LineSpoken:
 class Decision:
     """The caller's answer to one trainee turn."""
 
-    events: tuple[CallEvent, ...]  # the trainee-turn event, then one `anger` event per change
+    events: tuple[CallEvent, ...]  # the trainee-turn event, one `anger` event per change, then
+    # one `answer` event per question recognised in the turn
     behaviours: tuple[str, ...]  # what the caller heard in the turn, sorted
     anger: float  # after the reaction
     line: CallerLine | None  # what the caller says next; None when the call is over
@@ -146,6 +154,8 @@ class CallerSession:
         self.caller_lines = 0
         self.greeted = False
         self.outcome: str | None = None
+        self.questions = load_questions(scenario.language)
+        self.given: set[str] = set()  # facts the caller has given this call
 
     # ------------------------------------------------------------------ what the clocks read
 
@@ -251,8 +261,36 @@ class CallerSession:
         line = None
         if self.outcome is None:
             self.state, line = next_line(self.scenario, self.state, rng=self.rng)
+            if turn is not None and turn.text:
+                line, answers = self._answer(turn.text, line, t_s=end_s)
+                events += answers
         return Decision(events=tuple(events), behaviours=behaviours, anger=self.state.anger,
                         line=line, outcome=self.outcome)
+
+    def _answer(self, heard: str, line: CallerLine, *, t_s: float
+                ) -> tuple[CallerLine, list[CallEvent]]:
+        """The questions in the trainee's words, answered in the caller's next line."""
+        asked = find_questions(heard, language=self.language)
+        if not asked:
+            return line, []
+        answers = []
+        events = []
+        for q in asked:
+            a = answer_question(self.scenario, self.questions, q.question,
+                                situation=line.situation, anger=self.state.anger,
+                                given=frozenset(self.given), rng=self.rng)
+            answers.append(a)
+            if a.fact is not None:
+                self.given.add(a.fact)
+            fields: dict[str, Any] = {
+                "t_s": round(t_s, 3), "question": a.question, "heard": q.heard, "tone": a.tone,
+                "placement": placement(line.situation), "text": a.text, "reason": a.reason}
+            if a.fact is not None:
+                fields.update(fact=a.fact, value=a.value)
+            events.append(CallEvent("answer", fields))
+        text = compose(line.text, answers, situation=line.situation)
+        return replace(line, text=text, audio_path=None if text != line.text else line.audio_path
+                       ), events
 
     def on_interruption(self, *, start_s: float, decided_s: float) -> Interruption:
         """The trainee cut into the caller's line: a caller below its barge-in anger stops."""

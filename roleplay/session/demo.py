@@ -228,7 +228,8 @@ class DemoLoop:
             rate_vs_baseline_pct=_round(turn.rate_vs_baseline_pct if turn else None),
             loudness_vs_baseline_db=_round(turn.loudness_vs_baseline_db if turn else None),
             rate_factor=reply.delivery.rate_factor, gain_db=reply.delivery.gain_db,
-            pitch_delta=reply.delivery.pitch_delta)
+            pitch_delta=reply.delivery.pitch_delta,
+            **({"asks": list(reply.asks)} if reply.asks else {}))
         self._write(*decision.events)
         self.say(f"  trainee  {start_s:6.1f} s  {reply.text}  -> {list(decision.behaviours)}")
         self.prev_trainee_end_s = end_s
