@@ -151,8 +151,9 @@ class CalibrationPlan:
 
 
 def run_call(job: Job, plan: CallPlan) -> None:
-    """A live call (session.live.run_drill), then its analysis recorded in the app's history."""
-    from roleplay.app.analyse import analyse_call_dir, load_transcriber
+    """A live call (session.live.run_drill), then its analysis queued (after_call); the devices
+    are free again while it is checked."""
+    from roleplay.app.analyse import load_transcriber
     from roleplay.app.demo import free_directory
     from roleplay.core.paths import cache_dir
     from roleplay.session.live import run_drill
@@ -163,10 +164,36 @@ def run_call(job: Job, plan: CallPlan) -> None:
                      transcriber=transcriber, input_device=plan.input_device,
                      output_device=plan.output_device, status=job, cache_dir=cache_dir() / "tts",
                      hang_up=job.hang_up)
+    del transcriber  # the live recognizer was this call's own; the analysis loads its own on the queue
+    after_call(job, call.directory, call.language, db=plan.db, calls_dir=plan.calls_dir)
+
+
+def after_call(job: Job, call_dir: Path, language: str, *, db: str | Path | None, calls_dir: Path) -> None:
+    """What every drill in the app does once its call is over (this machine's devices or the
+    browser's): queue the call's analysis and report as a job (app.jobs: procrastinate workers on a
+    PostgreSQL history, else a worker thread here) and return; the page says "being checked"
+    (phase analysing) until the job is done, then opens the call. Drills never wait for analyses."""
+    from roleplay.app.jobs import analysis_queue
+
     job.analysing()
-    analyse_call_dir(call.directory, call.language, transcriber, db=plan.db)
-    with History(plan.db) as history:
-        call_id = history.call_id_for(call_dir=call.directory)
+    queue = analysis_queue(db, Path(calls_dir))
+    ticket = queue.enqueue(Path(call_dir), language)
+    threading.Thread(target=_await_check, args=(job, queue, ticket, db), name="roleplay-check", daemon=True).start()
+
+
+def _await_check(job: Job, queue: Any, ticket: Any, db: str | Path | None) -> None:
+    from roleplay.app.jobs import wait_for
+
+    try:
+        if wait_for(queue, ticket) != "done":
+            job.fail("analysis")
+            return
+        with History(db) as history:
+            call_id = history.call_id_for(call_dir=ticket.call_dir)
+    except Exception:  # the queue or the history went away: the page says the call was not checked
+        log.exception("waiting for the analysis of %s", ticket.call_dir)
+        job.fail("analysis")
+        return
     if call_id is None:
         job.fail("not_recorded")
     else:
@@ -273,7 +300,8 @@ class LiveRoom:
                 log.exception("%s of %s failed", job.kind, job.owner)
             job.fail(_PROBLEM_IN[job.status().phase])
         finally:
-            if job.running:  # a worker that returned without saying how it went
+            # a worker that returned without saying how it went (one being checked has a waiter: after_call)
+            if job.running and job.status().phase != "analysing":
                 job.fail("start")
             self.release(job)
 
@@ -349,9 +377,19 @@ def _accepted(request: Request, page: str) -> Response:
     return JSONResponse({"ok": True}) if _wants_json(request) else RedirectResponse(page, status_code=303)
 
 
+def on_server_itself(request: Request) -> bool:
+    """The page is opened on the machine that runs the app, whose sound card is then the trainee's
+    ("testclient": Starlette's TestClient)."""
+    host = request.client.host if request.client else ""
+    return host in ("127.0.0.1", "::1", "testclient")
+
+
 @require()
 async def call_page(request: Request) -> Response:
     scenario = _scenario(request)
+    if request.query_params.get("audio") != "server" and not on_server_itself(request):
+        # elsewhere the trainee's own microphone is the phone (roleplay/web/browser_call.py)
+        return RedirectResponse(f"/call/{scenario.id}/browser", status_code=303)
     user = current_user(request)
     room = live_room(request)
     job = room.job_of(user.name)
