@@ -41,12 +41,15 @@ METHODS = ("cancel", "gate")
 class CrosstalkSettings:
     method: str = "cancel"
     min_delay_s: float = -0.005  # a drill's trainee track is aligned to the playback within a few ms
-    max_delay_s: float = 0.12  # rooms and phone paths: tens of milliseconds
-    block_s: float = 4.0  # the delay drifts (module-loopback ~0.1 ms/s): refit per block
+    # rooms and phone paths: tens of milliseconds; but a drill whose lag measurement failed (no
+    # chirp heard) leaves the echo at the device's whole latency: 1.46 s seen over virtual devices
+    max_delay_s: float = 2.0
+    block_s: float = 1.0  # the leak path drifts (module-loopback's resampler, output underflows)
     taps_before: int = 8  # FIR taps either side of the correlation peak: fractional delay, band limits
     taps_after: int = 40
     frame_s: float = 0.02
     explained_db: float = 6.0  # the copy takes this much of a frame's energy away: the leak alone
+    level_margin_db: float = 4.0  # or the frame is at most this much louder than the predicted leak
     hold_s: float = 0.2
     min_block_erle_db: float = 8.0
     min_leak_rms: float = 10 ** (-70 / 20)  # a predicted leak under -70 dBFS is nothing
@@ -183,7 +186,10 @@ def remove_leak(source: np.ndarray, target: np.ndarray, *, rate_hz: int,
         src_energy += float(np.sum(_segment(source, f.start - use.peak, f.end - use.peak) ** 2))
         reduction_db = 10 * np.log10((ey + 1e-20) / (er + 1e-20))
         if settings.method == "cancel":
-            alone = active & (reduction_db >= settings.explained_db)
+            # explained: the copy takes most of the energy away, or the frame is hardly louder than
+            # the predicted leak (a leak path the filter cannot follow, e.g. a resampler's drift)
+            alone = active & ((reduction_db >= settings.explained_db)
+                              | (ey <= ep * 10 ** (settings.level_margin_db / 10)))
             cleaned = y - pred
         else:
             alone = active & (10 * np.log10((ey + 1e-20) / (ep + 1e-20)) <= settings.margin_db)
