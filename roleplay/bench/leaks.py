@@ -8,7 +8,8 @@ first. The planted interruptions, backchannels and double talk of the call stay 
 call is analysed without removal (`none`, what the analysis did before), with the echo gate
 applied afterwards (`gate`) and with the canceller (`cancel`, the default of the analysis), and
 scored for interruption precision and recall, phantom trainee turns (a trainee turn or
-backchannel where no trainee line was planted) and the echo return loss enhancement (ERLE) where
+backchannel where no trainee line was planted), seconds of trainee turns outside the planted
+trainee lines (the leak merged into a real turn) and the echo return loss enhancement (ERLE) where
 only the leak sounds.
 """
 
@@ -79,6 +80,18 @@ def erle_db(tracks: LeakTracks, cleaned: np.ndarray, *, frame_s: float = 0.02) -
     return float(10 * np.log10(energy(tracks.trainee)[alone].sum() / max(energy(cleaned)[alone].sum(), 1e-20)))
 
 
+def extra_trainee_s(analysis: Any, placed: tuple[Any, ...], *, tolerance_s: float = 0.3) -> float:
+    """Seconds of analysed trainee turns outside every planted trainee line (widened by
+    `tolerance_s`): the leak merged into a real turn, which `phantom_trainee` does not see."""
+    lines = [(p.start_s - tolerance_s, p.end_s + tolerance_s) for p in placed if p.line.speaker == "trainee"]
+    step_s = 0.01
+    extra = 0
+    for t in analysis.turns_of("trainee"):
+        for x in np.arange(t.start_s, t.end_s, step_s):
+            extra += not any(a <= x < b for a, b in lines)
+    return round(extra * step_s, 2)
+
+
 def phantom_trainee(analysis: Any, placed: tuple[Any, ...]) -> list[tuple[str, float, float, str]]:
     """Trainee turns and backchannels that overlap no planted trainee line: the leak taken for
     the trainee. (kind, start_s, end_s, text)."""
@@ -115,14 +128,17 @@ def score_leak_call(spec: LeakSpec, call: Any, *, method: str, transcriber: Any,
                              transcriber=transcriber, calibration=calibration, crosstalk=settings)
     erle = erle_db(lt, cleaned)
     phantoms = phantom_trainee(analysis, placed)
+    extra_s = extra_trainee_s(analysis, placed)
     print(f"\n== leak {spec.call_id} {spec.delay_ms:g} ms {spec.gain_db:+g} dB{' phone' if spec.phone else ''}"
           f" [{method}]: ERLE {'n/a' if erle is None else f'{erle:.1f}'} dB; {len(phantoms)} phantom trainee "
-          f"turns/backchannels; warnings: {[w for w in analysis.warnings if 'leak' in w]}")
+          f"turns/backchannels, {extra_s:.1f} s of trainee turns outside the trainee's lines; "
+          f"warnings: {[w for w in analysis.warnings if 'leak' in w]}")
     for kind, a, b, text in phantoms:
         print(f"  phantom trainee {kind} {a:.2f}-{b:.2f} s heard as {text!r}")
     score_overlaps(placed, analysis, tally)
     k: Counter = tally.counts
     k["phantom"] += len(phantoms)
+    k["extra_cs"] += round(100 * extra_s)  # centiseconds: Counter holds integers
     return erle
 
 
@@ -143,12 +159,14 @@ def run_leak_calls(specs: tuple[LeakSpec, ...], calls: dict[str, Any], *, transc
         recall = tp / (tp + fn) if tp + fn else None
         erle = float(np.median(erles)) if erles else None
         print(f"\n== leak calls [{method}] ({len(specs)} calls): interruptions TP/FP/FN {tp}/{fp}/{fn}, "
-              f"precision {_fmt(precision)} recall {_fmt(recall)}; phantom trainee turns {k['phantom']}; "
+              f"precision {_fmt(precision)} recall {_fmt(recall)}; phantom trainee turns {k['phantom']} "
+              f"(+{k['extra_cs'] / 100:.1f} s of trainee turns outside the trainee's lines); "
               f"ERLE median {_fmt(erle, '.1f')} dB; backchannels TP/FP/FN "
               f"{k['backchannel_tp']}/{k['backchannel_fp']}/{k['backchannel_fn']}")
         if method == "cancel":
             figures = {"leak_interruption_precision": _fmt(precision), "leak_interruption_recall": _fmt(recall),
-                       "leak_phantom_turns": str(k["phantom"]), "leak_erle_db": _fmt(erle, ".1f")}
+                       "leak_phantom_turns": str(k["phantom"]),
+                       "leak_extra_trainee_s": f"{k['extra_cs'] / 100:.1f}", "leak_erle_db": _fmt(erle, ".1f")}
     return figures
 
 
