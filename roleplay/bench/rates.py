@@ -19,7 +19,7 @@ from typing import Any
 
 STYLES = ("good", "poor")
 DEFAULT_SEEDS = (1, 2)
-MAX_CALLER_LINES = 5  # still about 45 s per demo call on 2 cores: 17 scenarios x 2 styles take 26 min a seed
+MAX_CALLER_LINES = 5  # still about 30 s per demo call on 2 cores: 17 scenarios x 2 styles take 17 min a seed
 OFF_PCT = 20.0  # the bound: no turn off by more than this
 
 
