@@ -419,7 +419,9 @@ def _announce_end(a: Analysis) -> Outcome:
     boundary = next((t for t in tr if any(p.category == "boundary" for p in t.phrases)), None)
     announce = next((t for t in tr if any(p.category == "end-announcement" for p in t.phrases)), None)
     ignored = boundary is not None and any(c.abuse and c.start_s > boundary.end_s for c in a.turns_of("caller"))
-    if not ignored and announce is None:
+    # ending the call is only right after naming the behaviour and announcing the end (issue 12)
+    ended = a.call.get("outcome") == "ended-by-trainee"
+    if not ignored and announce is None and not ended:
         return _only(item, "no-ignored-warning")
     warning = boundary.index if boundary else None
     announced = announce.index if announce else None

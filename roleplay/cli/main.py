@@ -170,11 +170,15 @@ def _add_devices(sub: Any) -> None:
 
 def _add_bench(sub: Any) -> None:
     b = sub.add_parser("bench", help="benchmarks that print figures and the machine")
-    b.add_argument("what", choices=["analysis", "accuracy", "latency", "web", "rates"],
+    b.add_argument("what", choices=["analysis", "accuracy", "latency", "web", "rates", "scenarios"],
                    help="web: the browser app's page times, live updates and memory with 1,000 calls; "
-                        "rates: demo trainee rates against their scripts")
+                        "rates: demo trainee rates against their scripts; "
+                        "scenarios: every scenario as a demo, good and poor trainee, per seed")
     b.add_argument("--minutes", type=_positive_float, default=5.0, help="length of the benchmark call (analysis)")
-    b.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="demo seeds (rates)")
+    b.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="demo seeds (rates: default 1 2; scenarios: default 1 2 3)")
+    b.add_argument("--scenario", action="append", default=[], metavar="ID",
+                   help="scenarios: only this one (repeatable)")
     _add_model(b)
 
 
@@ -262,6 +266,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from roleplay.bench.web import run_web_bench
 
         return run_web_bench()
+    if args.what == "scenarios":
+        from roleplay.bench.scenarios import run_scenarios_bench
+
+        return run_scenarios_bench(seeds=args.seeds or [1, 2, 3], model=args.model,
+                                   scenario_ids=args.scenario)
+    if args.seeds is None:
+        args.seeds = [1, 2]
     from roleplay.bench import run as bench
 
     return bench.run(args)

@@ -1,0 +1,183 @@
+"""The receptionist's questions: recognised in what the recognizer heard, answered from the
+scenario's facts in the tone of the caller's anger, through the caller session both clocks use."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from roleplay.analysis.pipeline import Turn
+from roleplay.caller.questions import (
+    TONES,
+    compose,
+    find_questions,
+    load_questions,
+    read_questions,
+)
+from roleplay.caller.questions import answer as answer_question
+from roleplay.caller.scenario import FACT_IDS, list_scenarios, load_scenario
+from roleplay.caller.simtrainee import load_trainee_lines
+from roleplay.core.errors import InputError
+from roleplay.recording.events import make_event
+from roleplay.session.caller_session import CallerSession
+
+# What Whisper base heard of the espeak trainee asking (tests/../bench: recorded on this machine).
+HEARD_GARBLED = [
+    ("nl", "Maak ik uw dame.", "caller_name"),
+    ("nl", "Sinds manier heeft u dit.", "since"),
+    ("nl", "gebouw te datum.", "date_of_birth"),
+    ("nl", "Meelke medicijnen draag toe.", "medication"),
+    ("nl", "maar die ze aan de hand.", "complaint"),
+    ("nl", "Wie is uw huisarts?", "gp"),
+    ("en", "May I have your name, please?", "caller_name"),
+    ("en", "What is the date of birth?", "date_of_birth"),
+]
+
+
+@pytest.mark.parametrize(("language", "heard", "question"), HEARD_GARBLED)
+def test_questions_are_recognised_in_garbled_transcripts(language, heard, question):
+    assert [q.question for q in find_questions(heard, language=language)] == [question]
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_every_phrasing_and_trainee_question_is_recognised_as_its_question(language):
+    questions = load_questions(language)
+    for q in questions.questions.values():
+        for phrasing in q.phrasings:
+            found = [a.question for a in find_questions(" ".join(phrasing), language=language)]
+            assert q.id in found, (q.id, phrasing, found)
+    lines = load_trainee_lines(language)
+    for style in ("good", "poor"):
+        for qid, line in lines.questions[style]:
+            assert [a.question for a in find_questions(line, language=language)] == [qid], line
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_no_question_is_heard_in_lines_that_ask_nothing(language):
+    """The trainee's other lines and every scenario caller line: a question found there would
+    make the caller answer what nobody asked."""
+    lines = load_trainee_lines(language)
+    texts = [t for style in lines.styles.values() for group in style.values() for t in group]
+    texts += [line.text for s in list_scenarios() if s.language == language
+              for group in s.lines.values() for line in group]
+    found = {t: [a.question for a in find_questions(t, language=language)] for t in texts}
+    # callers who really ask it: "Hoe heet jij eigenlijk?", "What's your name?", "weet die ander
+    # dan wel wat er aan de hand is?"
+    genuine = ("Hoe heet jij", "What's your name?", "wat er aan de hand is")
+    wrong = {t: q for t, q in found.items() if q and not any(g in t for g in genuine)}
+    assert not wrong, wrong
+
+
+def test_question_lists_name_known_facts_and_every_tone():
+    for language in ("nl", "en"):
+        questions = load_questions(language)
+        assert set(questions.tones) == set(TONES)
+        for q in questions.questions.values():
+            assert set(q.facts) <= set(FACT_IDS)
+
+
+def test_a_broken_question_list_is_refused_with_its_file(tmp_path: Path):
+    bad = tmp_path / "nl.yaml"
+    bad.write_text("language: nl\nquestions: {x: {facts: [shoe_size], phrasings: [a], say: '{fact}'}}\n"
+                   "tones: {}\n", encoding="utf-8")
+    with pytest.raises(InputError, match="nl.yaml: questions.x.facts"):
+        read_questions(bad)
+
+
+def test_every_shipped_scenario_has_the_facts_the_good_trainee_asks_for():
+    for s in list_scenarios():
+        questions = load_questions(s.language).questions
+        for qid, _line in load_trainee_lines(s.language).questions["good"]:
+            assert any(f in s.facts for f in questions[qid].facts), (s.id, qid)
+
+
+def _answer(situation: str, anger: float, question: str = "date_of_birth", given=frozenset(),
+            scenario_id: str = "nl-scheldende-beller"):
+    s = load_scenario(scenario_id)
+    return answer_question(s, load_questions(s.language), question, situation=situation,
+                           anger=anger, given=given, rng=random.Random(1))
+
+
+def test_the_answer_gives_the_fact_in_the_tone_of_the_anger():
+    s = load_scenario("nl-scheldende-beller")
+    dob = s.facts["date_of_birth"]
+    curt = _answer("abusive", 8.0)
+    assert (curt.tone, curt.fact) == ("curt", "date_of_birth") and dob in curt.text
+    assert "Geboren op" not in curt.text  # curt: the bare fact
+    plain = _answer("venting", 7.0)
+    assert plain.tone == "plain" and dob in plain.text
+    calm = _answer("calming", 4.5)
+    assert calm.tone == "cooperative" and dob in calm.text
+    again = _answer("calming", 4.5, given=frozenset({"date_of_birth"}))
+    assert again.tone == "repeated" and again.text.startswith(("Dat heb ik net al gezegd!",
+                                                               "Dat zei ik toch al?"))
+    assert dob in again.text
+    for a in (curt, plain, calm, again):
+        assert a.reason
+
+
+def test_a_question_without_a_fact_gets_a_plausible_i_do_not_know():
+    a = _answer("venting", 7.0, question="allergies")
+    assert a.fact is None and a.tone == "unknown"
+    assert a.text in load_questions("nl").tones["unknown"]
+    # someone calling for himself is asked the patient's name: his own
+    name = _answer("venting", 7.0, question="patient_name")
+    assert name.fact == "caller_name"
+
+
+def test_a_caller_who_hangs_up_does_not_answer():
+    a = _answer("hanging_up", 10.0)
+    assert a.fact is None and a.tone == "none" and a.text == ""
+
+
+def test_where_the_answer_goes_in_the_line():
+    a = _answer("venting", 7.0)
+    assert compose("Ik heb pijn.", (a,), situation="venting") == f"Ik heb pijn. {a.text}"
+    assert compose("Sukkel.", (a,), situation="abusive") == f"{a.text} Sukkel."
+    assert compose("Nou, goed dan.", (a,), situation="calming") == a.text
+
+
+def _turn(text: str, start_s: float, end_s: float) -> Turn:
+    return Turn(index=1, speaker="trainee", start_s=start_s, end_s=end_s, text=text, words=(),
+                syllables=6, syllables_transcript=6, syllables_acoustic=6,
+                syllable_source="transcript", pause_total_s=0.0, speech_rate_syll_s=4.0,
+                articulation_rate_syll_s=4.0, loudness_dbfs=-30.0, pitch_median_hz=120.0,
+                pitch_spread_st=2.0, phrases=(), abuse=(), rate_vs_baseline_pct=None,
+                loudness_vs_baseline_db=None)
+
+
+def test_the_caller_session_answers_and_logs_each_answer():
+    """Both clocks go through CallerSession.on_trainee_turn: the answer is in the next line and in
+    an `answer` event that CallWriter accepts; asking again gets "Dat heb ik net al gezegd!"."""
+    s = load_scenario("nl-visite-derde-keer")
+    session = CallerSession(s, rng=random.Random(4))
+    line = session.open()
+    session.on_line_spoken(line, start_s=1.0, end_s=4.0, rate_wpm=180, volume=0.8)
+    d = session.on_trainee_turn(_turn("Mag ik uw naam? En de geboortedatum?", 5.0, 7.0),
+                                start_s=5.0, end_s=7.0, decided_by="end-of-turn")
+    answers = [e for e in d.events if e.type == "answer"]
+    assert [a.fields["question"] for a in answers] == ["caller_name", "date_of_birth"]
+    for e in answers:
+        make_event(e.type, **e.fields)  # a field CallWriter would refuse raises here
+        assert e.fields["value"] == s.facts[e.fields["fact"]]
+        assert e.fields["value"].rstrip(".") in d.line.text
+    assert d.line is not None
+    session.on_line_spoken(d.line, start_s=8.0, end_s=12.0, rate_wpm=180, volume=0.8)
+    d2 = session.on_trainee_turn(_turn("Wat is uw naam?", 13.0, 14.0), start_s=13.0, end_s=14.0,
+                                 decided_by="end-of-turn")
+    again = [e for e in d2.events if e.type == "answer"]
+    assert again and again[0].fields["tone"] == "repeated"
+    assert d2.line is not None and s.facts["caller_name"] in d2.line.text
+
+
+def test_a_turn_without_a_question_is_not_answered():
+    s = load_scenario("nl-visite-derde-keer")
+    session = CallerSession(s, rng=random.Random(4))
+    line = session.open()
+    session.on_line_spoken(line, start_s=1.0, end_s=4.0, rate_wpm=180, volume=0.8)
+    d = session.on_trainee_turn(_turn("Ik kan me voorstellen dat u boos bent.", 5.0, 7.0),
+                                start_s=5.0, end_s=7.0, decided_by="end-of-turn")
+    assert not [e for e in d.events if e.type == "answer"]
+    assert d.line is not None and not any(v in d.line.text for v in s.facts.values())
