@@ -104,6 +104,11 @@ ROUTE_ACCESS: list[RouteCase] = [
     RouteCase("POST", "/call/{scenario_id}/start", "/call/no-such-scenario/start", (302, 404, 404, 404)),
     RouteCase("POST", "/call/hangup", "/call/hangup", (302, 409, 409, 409)),
     RouteCase("GET", "/call/events", "/call/events", (302, 200, 200, 200)),
+    # a call with the browser's microphone (roleplay/web/browser_call.py; its WebSocket: test_browser_call.py)
+    RouteCase("GET", "/call/{scenario_id}/browser", "/call/nl-visite-derde-keer/browser", (302, 200, 200, 200)),
+    RouteCase("GET", "/call/{scenario_id}/browser", "/call/no-such-scenario/browser", (302, 404, 404, 404)),
+    RouteCase("POST", "/call/{scenario_id}/browser/start", "/call/no-such-scenario/browser/start",
+              (302, 404, 404, 404)),
     RouteCase("GET", "/calibration", "/calibration", (302, 200, 200, 200)),
     RouteCase("POST", "/calibration/record", "/calibration/record", (302, 400, 400, 400), {"language": "xx"}),
     RouteCase("GET", "/calibration/recording", "/calibration/recording", (302, 404, 404, 404)),

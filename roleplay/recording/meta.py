@@ -52,6 +52,9 @@ class CallMeta(Mapping[str, Any]):
     output_device: str | None = None
     end_of_turn_s: float | None = None
     stream_status: dict[str, int] | None = None  # PortAudio's over- and underflow counts
+    # a drill through the browser (web app): "browser", and the latency the audio context reported
+    audio: str | None = None
+    reported_lag_ms: float | None = None
     reply_delays_s: tuple[float, ...] | None = None
     # keys this version does not know (a newer writer), kept so an old reader loses nothing
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)

@@ -714,6 +714,7 @@ def run_drill(
     cache_dir: Path | None = None,
     on_ready: Callable[[], None] | None = None,
     hang_up: threading.Event | None = None,
+    stream: Any = None,
 ) -> DrillResult:
     """Run one live call into `out_dir`, written as it happens (analysing it: `roleplay.app.drill`).
 
@@ -722,6 +723,7 @@ def run_drill(
     once as ended by the trainee; whether that was announced is the assessment's business.
     KeyboardInterrupt and a lost device end the call cut off: the recording is kept.
     `status` receives the progress (default: the terminal line on `status_out`).
+    `stream` stands in for the sound card's DuplexStream (the browser's: audio.browserstream).
     """
     from roleplay.caller.scenario import load_scenario
     from roleplay.recording.calldir import CallWriter
@@ -734,7 +736,8 @@ def run_drill(
     session = CallerSession(scenario, max_caller_lines=settings.max_caller_lines, rng=random.Random(
         settings.seed if settings.seed is not None else scenario.seed))
     cal_path = calibration_path(trainee)
-    stream = DuplexStream(input_device=input_device, output_device=output_device)
+    if stream is None:
+        stream = DuplexStream(input_device=input_device, output_device=output_device)
     vad, calibration, listen, lag = _prepare(stream, cal_path=cal_path, session=session,
                                              speaker=speaker, transcriber=transcriber,
                                              status=status, settings=settings)
@@ -746,6 +749,9 @@ def run_drill(
         "echo_gain": round(lag.gain, 4), "input_device": repr(input_device),
         "output_device": repr(output_device), "end_of_turn_s": settings.turn.end_of_turn_s,
     }
+    if getattr(stream, "reported_lag_s", None) is not None:  # a browser: its own latency figure
+        meta["audio"] = "browser"
+        meta["reported_lag_ms"] = round(stream.reported_lag_s * 1000, 2)
     writer = CallWriter(out_dir, rate_hz=RATE_HZ, meta=meta)
     save_wav(Path(out_dir) / "calibration.wav", calibration)
     drill: Drill | None = None
@@ -781,7 +787,7 @@ def run_drill(
                        caller_lines=session.caller_lines, anger_end=session.anger, message=message)
 
 
-def _prepare(stream: DuplexStream, *, cal_path: Path, session: CallerSession, speaker: _Speaker,
+def _prepare(stream: Any, *, cal_path: Path, session: CallerSession, speaker: _Speaker,
              transcriber: Any, status: StatusSink, settings: DrillSettings
              ) -> tuple[StreamingVad, Audio, TurnListener, LagMeasurement]:
     """Start the stream and warm everything before the phone rings: VAD, the caller's opening,
@@ -815,15 +821,19 @@ def _prepare(stream: DuplexStream, *, cal_path: Path, session: CallerSession, sp
     return vad, calibration, TurnListener(language, _live_transcriber(transcriber), baseline), lag
 
 
-def _measure_lag(stream: DuplexStream, status: StatusSink) -> LagMeasurement:
+def _measure_lag(stream: Any, status: StatusSink) -> LagMeasurement:
     # Measured last, after the heavy warm-up: an output underflow under load shifts the
     # output against the input (60-140 ms seen), which would spoil a lag measured before.
     lag = measure_lag(stream)
     if lag.confidence < LAG_MIN_CONFIDENCE:
+        # a browser reports its output + input latency (its echo canceller hides the chirp)
+        reported = getattr(stream, "reported_lag_samples", None) or 0
         status.say("the microphone did not hear the speaker (a headset?): no echo to suppress; "
-                   "the tracks are aligned by the device's own latency")
-        lag = LagMeasurement(lag_ms=0.0, lag_samples=0, confidence=lag.confidence,
-                             spread_ms=lag.spread_ms, gain=0.0)
+                   "the tracks are aligned by the device's own latency"
+                   + (f" ({reported / RATE_HZ * 1000:.0f} ms as the browser reports it)"
+                      if reported else ""))
+        lag = LagMeasurement(lag_ms=reported * 1000 / RATE_HZ, lag_samples=reported,
+                             confidence=lag.confidence, spread_ms=lag.spread_ms, gain=0.0)
     status.say(f"output-to-input delay {lag.lag_ms:.0f} ms (confidence {lag.confidence:.2f}), "
                f"echo gain {amplitude_to_db(lag.gain):.0f} dB")
     return lag

@@ -19,14 +19,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roleplay.core.errors import RoleplayError
 from roleplay.history.accounts import Accounts
 from roleplay.history.store import History
-from roleplay.web import account, admin, auth, live, trainee, trainer
+from roleplay.web import account, admin, auth, browser_call, live, trainee, trainer
 from roleplay.web.headers import SECURITY_HEADERS
 from roleplay.web.render import message_page
 from roleplay.web.settings import WebSettings
@@ -88,6 +88,11 @@ ROUTES: list[BaseRoute] = [
     Route("/settings/devices", live.devices_page, methods=["GET"]),
     Route("/settings/devices", live.choose_devices, methods=["POST"]),
     Route("/settings/devices/test", live.device_test, methods=["POST"]),
+    # a call with the browser's microphone and speaker (roleplay/web/browser_call.py); the socket
+    # checks the session, Origin, owner and CSRF token itself (require() wraps HTTP handlers only)
+    Route("/call/{scenario_id}/browser", browser_call.browser_call_page, methods=["GET"]),
+    Route("/call/{scenario_id}/browser/start", browser_call.start_browser_call, methods=["POST"]),
+    WebSocketRoute("/call/browser/{job_id}/socket", browser_call.socket),
     Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
 ]
 
