@@ -286,3 +286,82 @@ def test_the_call_page_offers_both_ways_and_defaults_to_the_browser_away_from_th
     moved = remote.get(f"/call/{SCENARIO}")
     assert moved.status_code == 303 and moved.headers["location"] == f"/call/{SCENARIO}/browser"
     assert remote.get(f"/call/{SCENARIO}?audio=server").status_code == 200
+
+
+# --------------------------------------------------------------------------- the real drill, cut off
+
+
+class PacedMicrophone:
+    """A headset in a browser that loses its connection: numbered frames in real time over the
+    socket, low noise until `say` puts speech in; the caller's audio is received and dropped."""
+
+    def __init__(self, ws) -> None:
+        self.ws, self.seq, self.speech = ws, 0, np.zeros(0, np.float32)
+        self.rng = np.random.default_rng(3)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def say(self, audio: Audio) -> None:
+        self.speech = audio.samples.astype(np.float32)
+
+    def run(self) -> None:
+        began = time.monotonic()
+        while not self.stop.is_set():
+            frame = self.rng.normal(0, 0.001, FRAME_SAMPLES).astype(np.float32)
+            if len(self.speech):
+                part, self.speech = self.speech[:FRAME_SAMPLES], self.speech[FRAME_SAMPLES:]
+                frame[: len(part)] += part
+            self.ws.send_bytes(frame_bytes(self.seq, frame))
+            self.seq += 1
+            time.sleep(max(0.0, began + self.seq * FRAME_SAMPLES / RATE_HZ - time.monotonic()))
+
+
+def _events(calls_dir: Path) -> str:
+    found = sorted(calls_dir.glob("*/events.jsonl")) if calls_dir.is_dir() else []
+    return found[0].read_text() if found else ""
+
+
+def _wait(predicate, what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_a_dropped_connection_leaves_an_aborted_call_analysed_and_reported(db, tmp_path):
+    from roleplay.audio.clip import save_wav
+    from roleplay.bench.live import CALIBRATION_TEXT, GREETING, espeak
+    from roleplay.recording.calldir import read_meta
+    from roleplay.session.live import calibration_path
+
+    calibration_path("anna").parent.mkdir(parents=True)
+    save_wav(calibration_path("anna"), espeak(CALIBRATION_TEXT))
+    site = Site(db, tmp_path)
+    anna, csrf = site.client("anna")
+    calls_dir = tmp_path / "calls"
+    path = site.start(anna, csrf)
+    with anna.websocket_connect(path, headers={"origin": ORIGIN}) as ws:
+        ws.send_json(start_message(csrf))
+        mic = PacedMicrophone(ws)
+        mic.thread.start()
+        _wait(lambda: "call-start" in _events(calls_dir), "the call to start", 120)
+        mic.say(espeak(GREETING))
+        _wait(lambda: "caller-line" in _events(calls_dir), "the caller's opening", 60)
+        time.sleep(1.0)
+        mic.stop.set()  # the lid closes: the socket goes without a word
+        mic.thread.join()
+    call = site.calls.last["anna"]
+    _wait(lambda: not call.job.running, "the analysis", 240)
+    status = call.job.status()
+    assert status.phase == "done" and status.call_id is not None, status
+    assert call.dropped_at_s is not None and call.dropped_at_s > 0
+    directory = next(calls_dir.iterdir())
+    meta = read_meta(directory)
+    assert meta["status"] == "aborted" and meta["outcome"] == "aborted" and meta["audio"] == "browser"
+    assert (directory / "analysis.json").is_file() and (directory / "report.html").is_file()
+    with History(db) as history:
+        assert history.call_id_for(call_dir=directory) == status.call_id
+    page = anna.get(f"/call/{SCENARIO}/browser")  # the page opened again says what happened
+    assert "De verbinding viel weg na" in page.text and f"/calls/{status.call_id}" in page.text
