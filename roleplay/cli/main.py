@@ -170,7 +170,7 @@ def _add_devices(sub: Any) -> None:
 
 def _add_bench(sub: Any) -> None:
     b = sub.add_parser("bench", help="benchmarks that print figures and the machine")
-    b.add_argument("what", choices=["analysis", "accuracy", "latency", "web", "rates", "scenarios"],
+    b.add_argument("what", choices=["analysis", "accuracy", "latency", "web", "rates", "scenarios", "load"],
                    help="web: the browser app's page times, live updates and memory with 1,000 calls; "
                         "rates: demo trainee rates against their scripts; "
                         "scenarios: every scenario as a demo, good and poor trainee, per seed")
@@ -179,6 +179,9 @@ def _add_bench(sub: Any) -> None:
                    help="demo seeds (rates: default 1 2; scenarios: default 1 2 3)")
     b.add_argument("--scenario", action="append", default=[], metavar="ID",
                    help="scenarios: only this one (repeatable)")
+    b.add_argument("--drills", default="1,2,3", metavar="N[,N...]", help="load: drills at once (default 1,2,3)")
+    b.add_argument("--backlog", type=int, default=0, metavar="K",
+                   help="load: also each N with K post-call analyses queued meanwhile")
     _add_model(b)
 
 
@@ -246,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     from roleplay.cli import history as history_cli  # report, history, progress, readiness, review, group
 
     history_cli.add_parsers(sub)
+    from roleplay.cli import jobs as jobs_cli  # worker
+
+    jobs_cli.add_parsers(sub)
     return parser
 
 
@@ -266,6 +272,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from roleplay.bench.web import run_web_bench
 
         return run_web_bench()
+    if args.what == "load":
+        from roleplay.bench.load import run_load_bench
+        from roleplay.core.errors import InputError
+
+        try:
+            counts = [int(v) for v in args.drills.split(",")]
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < 1 or args.backlog < 0:
+            raise InputError(f"--drills {args.drills!r}: expected whole numbers from 1, e.g. 1,2,4")
+        return run_load_bench(counts, backlog=args.backlog)
     if args.what == "scenarios":
         from roleplay.bench.scenarios import run_scenarios_bench
 
@@ -351,6 +368,12 @@ COMMANDS = {"analyse": _cmd_analyse, "analyze": _cmd_analyse, "example": _cmd_ex
             "serve": _cmd_serve}
 
 
+def _jobs_commands() -> dict:
+    from roleplay.cli.jobs import COMMANDS as jobs_commands
+
+    return jobs_commands
+
+
 def _history_commands() -> dict:
     from roleplay.cli.history import COMMANDS as history_commands
 
@@ -358,6 +381,7 @@ def _history_commands() -> dict:
 
 
 COMMANDS.update(_history_commands())
+COMMANDS.update(_jobs_commands())
 
 
 def main(argv: list[str] | None = None) -> int:
