@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from roleplay.analysis.phrases import abuse_terms, find_phrases, is_backchannel
+from roleplay.analysis.phrases import abuse_terms, find_phrases, is_backchannel, verify_phrases
 from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
 from roleplay.audio.crosstalk import DEFAULT_CROSSTALK, CrosstalkSettings, remove_crosstalk
 from roleplay.core.errors import InputError
 from roleplay.speech import prosody
-from roleplay.speech.asr import LANGUAGES, Transcriber, Word
+from roleplay.speech.asr import LANGUAGES, TextScorer, Transcriber, Word
 from roleplay.speech.syllables import count_syllables, count_word_syllables, syllable_nuclei_s
 from roleplay.speech.vad import SpeechSegment, speech_segments
 
@@ -405,6 +405,27 @@ def _anger_from_events(events: tuple[Mapping[str, Any], ...]) -> tuple[tuple[flo
                  if e.get("type") in ("anger", "call-start") and isinstance(e.get("anger"), int | float))
 
 
+def _verified_phrases(turns: list[Turn], tracks: dict[str, Audio], language: str, transcriber: Transcriber,
+                      step: Callable[[str], None]) -> list[Turn]:
+    """The trainee's phrases with the candidates the audio supports (phrases.verify_phrases).
+    Only here, in the whole-call analysis: not per turn in a live call (`analyse_turn`), where the
+    extra decoder passes would add to the caller's reply delay."""
+    if not isinstance(transcriber, TextScorer) or "trainee" not in tracks:
+        return turns
+    step("checking phrases against the audio")
+    out = []
+    for turn in turns:
+        if turn.speaker != "trainee" or not turn.words:
+            out.append(turn)
+            continue
+        hits = verify_phrases([(w.text, w.start_s, w.end_s) for w in turn.words],
+                              tracks["trainee"].slice_s(turn.start_s, turn.end_s), audio_start_s=turn.start_s,
+                              language=language, scorer=transcriber)
+        out.append(replace(turn, phrases=tuple(Phrase(h.category, h.text, round(h.start_s, 3), h.matched)
+                                               for h in hits)))
+    return out
+
+
 def _check_finite(audio: Audio | None, what: str) -> None:
     """NaN or inf would run silently through resampling, VAD and Whisper into garbage figures."""
     if audio is not None and not np.all(np.isfinite(audio.samples)):
@@ -465,6 +486,7 @@ def analyse_audio(
     step("measuring turns")
     groups = _group_turns(kept, settings)
     turns = [_make_turn(i, g, tracks[g[0].speaker], language, settings) for i, g in enumerate(groups)]
+    turns = _verified_phrases(turns, tracks, language, transcriber, step)
     interruptions = _interruptions(turns, kept, settings)
     latency_by_turn = _latencies(turns)
     turns = [replace(t, response_latency_s=latency_by_turn.get(t.index)) for t in turns]

@@ -393,6 +393,7 @@ def run_accuracy(*, model: str | None) -> int:
     else:
         print(f"\n(human read speech skipped: {human_dir} is not present)")
     leak_figures = _run_leak_calls(acc_set, transcriber=transcriber, cache_dir=tts_cache)
+    phrase_figures = score_phrase_set(transcriber=transcriber, cache_dir=tts_cache)
     elapsed = time.perf_counter() - started
     print(f"\nrun time {elapsed:.0f} s")
     figures = {
@@ -413,6 +414,7 @@ def run_accuracy(*, model: str | None) -> int:
         "run_s": f"{elapsed:.0f}",
     }
     figures.update(leak_figures)
+    figures.update(phrase_figures)
     print(" ".join(f"{key}={value}" for key, value in figures.items()))
     return 0
 
@@ -427,3 +429,179 @@ def _run_leak_calls(acc_set: AccuracySet, *, transcriber: Any, cache_dir: Path) 
     specs = leak_specs(yaml.safe_load(SET_PATH.read_text(encoding="utf-8")))
     return run_leak_calls(specs, {c.id: c for c in acc_set.calls}, transcriber=transcriber, cache_dir=cache_dir,
                           score_overlaps=_score_overlaps, new_tally=Tally.empty)
+
+
+# --- phrases per category (issue 11, "Dutch phrases") ---
+
+@dataclass(frozen=True)
+class PhraseLine:
+    language: str
+    text: str
+    truth: frozenset[str]  # the categories the phrase book finds in the clean text
+    planted: str | None  # the category the line was made for; None for a line without a phrase
+    split: str  # "train" or "test"
+    voice: str
+    rate_wpm: float
+
+
+@dataclass(frozen=True)
+class PhraseResult:
+    line: PhraseLine
+    heard: str
+    found: frozenset[str]  # with the audio check (what the analysis reports)
+    text_only: frozenset[str]  # the text matcher alone on the same words
+    # (category, log ratio per word, closeness) of each candidate down to TUNING_MIN_CLOSENESS
+    ratios: tuple[tuple[str, float, float], ...]
+
+
+def phrase_lines(path: Path = SET_PATH) -> tuple[PhraseLine, ...]:
+    """The generated phrase lines of the set's `phrase_set` (see the comment there)."""
+    import yaml
+
+    from roleplay.analysis.phrases import CATEGORIES, find_phrases, load_phrasebook, spoken_form
+
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))["phrase_set"]
+    rates = [float(r) for r in spec["rates_wpm"]]
+    out: list[PhraseLine] = []
+    for language, n in spec["per_category"].items():
+        book, carriers, voices = load_phrasebook(language), spec["carriers"][language], spec["voices"][language]
+
+        def line(text: str, planted: str | None, i: int, *, _lang: str = language, _voices: list[str] = voices
+                 ) -> PhraseLine:
+            truth = frozenset(h.category for h in find_phrases(text, language=_lang))
+            return PhraseLine(_lang, text, truth, planted, "train" if i % 2 == 0 else "test",
+                              _voices[i % len(_voices)], rates[(i // 2) % len(rates)])
+
+        for k, category in enumerate(CATEGORIES):
+            plain = [p for p in book.categories[category] if p.kind != "regex"]
+            for i in range(n):
+                phrase = spoken_form(plain[i % len(plain)], book)
+                carrier = carriers[(i + k) % len(carriers)]
+                out.append(line(carrier.replace("{P}", phrase[:1].upper() + phrase[1:]).replace("{p}", phrase),
+                                category, i))
+        out += [line(text, None, i) for i, text in enumerate(spec["without"][language])]
+    return tuple(out)
+
+
+def run_phrase_lines(lines: tuple[PhraseLine, ...], *, transcriber: Any, cache_dir: Path
+                     ) -> tuple[PhraseResult, ...]:
+    """Each language's lines spoken as trainee-only calls of `lines_per_call` lines, analysed by
+    the real pipeline; each line's result is the analysed turn that overlaps it most."""
+    import yaml
+
+    from roleplay.analysis.phrases import check_candidates, find_phrases
+    from roleplay.analysis.pipeline import analyse_audio
+    from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
+    from roleplay.recording.scripted import ScriptLine, place_lines, tracks
+
+    spec = yaml.safe_load(SET_PATH.read_text(encoding="utf-8"))["phrase_set"]
+    per_call, gap_s = int(spec["lines_per_call"]), float(spec["gap_s"])
+    results: list[PhraseResult] = []
+    for j in range(0, len(lines), per_call):
+        chunk = lines[j:j + per_call]
+        language = chunk[0].language
+        chunk = tuple(x for x in chunk if x.language == language)
+        script = [ScriptLine("trainee", x.text, x.voice, rate_wpm=x.rate_wpm, gap_s=gap_s) for x in chunk]
+        placed = place_lines(script, cache_dir=cache_dir)
+        track = Audio(tracks(placed)["trainee"], ANALYSIS_RATE_HZ)
+        analysis = analyse_audio(caller=None, trainee=track, language=language, transcriber=transcriber)
+        for x, p in zip(chunk, placed, strict=True):
+            turn = _turn_at(analysis, p)
+            if turn is None or not turn.words:
+                results.append(PhraseResult(x, "", frozenset(), frozenset(), ()))
+                continue
+            words = [(w.text, w.start_s, w.end_s) for w in turn.words]
+            checked = check_candidates(words, track.slice_s(turn.start_s, turn.end_s), audio_start_s=turn.start_s,
+                                       language=language, scorer=transcriber,
+                                       min_closeness=TUNING_MIN_CLOSENESS) if x.split == "train" else ()
+            results.append(PhraseResult(
+                x, turn.text, frozenset(ph.category for ph in turn.phrases),
+                frozenset(h.category for h in find_phrases(words, language=language)),
+                tuple((c.candidate.category, c.log_ratio_per_token, c.candidate.closeness) for c in checked)))
+    return tuple(results)
+
+
+def phrase_counts(results: tuple[PhraseResult, ...], found: Any) -> Counter:
+    """TP/FP/FN per category (`found(result)` gives the categories reported for a line), and the
+    lines without the category in truth (for the false-positive rate)."""
+    from roleplay.analysis.phrases import CATEGORIES
+
+    k: Counter = Counter()
+    for r in results:
+        got = found(r)
+        for cat in CATEGORIES:
+            if cat in r.line.truth:
+                k[("tp" if cat in got else "fn", cat)] += 1
+            else:
+                k[("without", cat)] += 1
+                k[("fp", cat)] += cat in got
+    return k
+
+
+def _f1(tp: int, fp: int, fn: int) -> float | None:
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+
+
+TUNING_MIN_CLOSENESS = 0.6  # the training split's candidates are scored down to this closeness
+
+
+def best_threshold(results: tuple[PhraseResult, ...]) -> tuple[float, float, float]:
+    """(closeness, log ratio per word, micro F1): the pair of thresholds with the best micro F1
+    on these (training) lines, the stricter pair on a tie."""
+    def f1_at(closeness: float, ratio: float) -> float:
+        k = phrase_counts(results, lambda r: r.text_only | {c for c, v, near in r.ratios
+                                                            if v >= ratio and near >= closeness})
+        tp, fp, fn = (sum(v for (kind, _), v in k.items() if kind == x) for x in ("tp", "fp", "fn"))
+        return _f1(tp, fp, fn) or 0.0
+
+    grid = [(c / 100, r / 4) for c in range(60, 90, 2) for r in range(-16, 9)]
+    return max(((c, r, f1_at(c, r)) for c, r in grid), key=lambda x: (x[2], x[0], x[1]))
+
+
+def print_phrase_table(results: tuple[PhraseResult, ...], *, title: str) -> dict[str, str]:
+    """Per language and category: counts, precision, recall, F1 and the false-positive rate,
+    for the audio-checked phrases and (in brackets) the text matcher alone. Returns key figures."""
+    from roleplay.analysis.phrases import CATEGORIES
+
+    figures: dict[str, str] = {}
+    print(f"\n== phrases, {title}")
+    print("  lang category          lines  TP  FP  FN  prec  rec   F1    FP-rate   (text only: TP FP FN  F1)")
+    for language in sorted({r.line.language for r in results}):
+        mine = tuple(r for r in results if r.line.language == language)
+        k, t = phrase_counts(mine, lambda r: r.found), phrase_counts(mine, lambda r: r.text_only)
+        for cat in (*CATEGORIES, "all"):
+            cats = CATEGORIES if cat == "all" else (cat,)
+            tp, fp, fn, n_without = (sum(k[(x, c)] for c in cats) for x in ("tp", "fp", "fn", "without"))
+            ttp, tfp, tfn = (sum(t[(x, c)] for c in cats) for x in ("tp", "fp", "fn"))
+            fp_rate = fp / n_without if n_without else None
+            print(f"  {language:4s} {cat:17s} {tp + fn:5d} {tp:3d} {fp:3d} {fn:3d}  {_fmt(_precision(tp, fp))}  "
+                  f"{_fmt(_recall(tp, fn))}  {_fmt(_f1(tp, fp, fn))}  {_fmt(fp_rate, '.3f'):>6s}"
+                  f"     ({ttp:3d} {tfp:3d} {tfn:3d}  {_fmt(_f1(ttp, tfp, tfn))})")
+            if cat == "all":
+                figures[f"phrase_{language}_f1"] = _fmt(_f1(tp, fp, fn))
+                figures[f"phrase_{language}_fp_rate"] = _fmt(fp_rate, ".3f")
+                figures[f"phrase_{language}_text_only_f1"] = _fmt(_f1(ttp, tfp, tfn))
+    return figures
+
+
+def score_phrase_set(*, transcriber: Any, cache_dir: Path, verbose: bool = True) -> dict[str, str]:
+    """The phrase section of `roleplay bench accuracy`: run the lines, print each line (verbose),
+    the threshold the training split prefers, and the tables of both splits."""
+    from roleplay.analysis.phrases import CANDIDATE_MIN_CLOSENESS, MIN_LOG_RATIO_PER_TOKEN
+
+    lines = phrase_lines()
+    print(f"\n== phrase lines: {len(lines)} "
+          f"({', '.join(f'{lang}: {sum(x.language == lang for x in lines)}' for lang in ('nl', 'en'))})")
+    results = run_phrase_lines(lines, transcriber=transcriber, cache_dir=cache_dir)
+    for r in results if verbose else ():
+        miss, extra = sorted(r.line.truth - r.found), sorted(r.found - r.line.truth)
+        print(f"  {r.line.split:5s} {r.line.language} {','.join(sorted(r.line.truth)) or '-':32s} "
+              f"{'missed:' + ','.join(miss) if miss else ''}{' extra:' + ','.join(extra) if extra else ''}"
+              f"  {r.line.text!r} heard {r.heard!r}")
+    train = tuple(r for r in results if r.line.split == "train")
+    closeness, ratio, f1 = best_threshold(train)
+    print(f"\n  thresholds: shipped closeness >= {CANDIDATE_MIN_CLOSENESS:.2f} and audio support >= "
+          f"{MIN_LOG_RATIO_PER_TOKEN:+.2f} nats per phrase word; the training split's best: {closeness:.2f} and "
+          f"{ratio:+.2f} (micro F1 {f1:.2f})")
+    print_phrase_table(train, title="training split")
+    return print_phrase_table(tuple(r for r in results if r.line.split == "test"), title="test split (the figures)")

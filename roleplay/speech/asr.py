@@ -17,7 +17,7 @@ from functools import lru_cache, partial
 from math import ceil
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -91,6 +91,21 @@ class Transcriber(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TextScore:
+    """How well a given text fits a stretch of audio, by the recognizer's own reckoning."""
+
+    log_prob: float  # sum of the natural-log probabilities of the text's tokens
+    tokens: int
+
+
+@runtime_checkable
+class TextScorer(Protocol):
+    def score_texts(self, audio: Audio, texts: tuple[str, ...], *, language: str) -> tuple[TextScore, ...]:
+        """Each text's log-probability given the audio (forced: the recognizer generates nothing)."""
+        ...
+
+
 def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKD", text.lower())
     text = "".join(c for c in text if not unicodedata.combining(c))
@@ -157,6 +172,39 @@ class FasterWhisperTranscriber:
         else:
             segs = self._decode_bucketed(audio, spans, language)
         return self._guarded_words(segs)
+
+    def score_texts(self, audio: Audio, texts: tuple[str, ...], *, language: str) -> tuple[TextScore, ...]:
+        """Each text's token log-probabilities given the whole audio (one encoder pass, then
+        CTranslate2's `align`, which feeds the text to the decoder instead of letting it choose):
+        a way to ask whether the audio supports a text without the recognizer inventing it."""
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
+
+        if language not in LANGUAGES:
+            raise RoleplayError(f"unknown language {language!r}; expected one of {', '.join(LANGUAGES)}")
+        model, s = self._model, self.settings
+        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
+                              language=language)
+        # a leading space, as the words stand in a transcript
+        token_lists = [list(tokenizer.encode(" " + text.strip())) for text in texts]
+        if not texts or audio.duration_s <= 0:
+            return tuple(TextScore(0.0, len(t)) for t in token_lists)
+        audio = audio.resampled(ANALYSIS_RATE_HZ)
+        feats = model.feature_extractor(audio.samples[: int(_MAX_CLIP_S * ANALYSIS_RATE_HZ)])[..., :-1]
+        frames = _bucket_frames(audio.duration_s, feats.shape[-1], s.bucket_margin_s,
+                                s.bucket_step_s or _WINDOW_S, model.frames_per_second)
+        encoded = np.asarray(model.encode(_pad_frames(feats, frames, floor=s.pad_with_floor)[None]))
+        prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+        scores: list[TextScore] = []
+        for j in range(0, len(texts), s.batch_size):
+            batch = token_lists[j:j + s.batch_size]
+            # every text of a batch reads the same encoded audio
+            enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.repeat(encoded, len(batch), axis=0)))
+            results = model.model.align(enc, prompt, batch, [min(feats.shape[-1], frames)] * len(batch))
+            for tokens, r in zip(batch, results, strict=True):
+                probs = np.maximum(np.asarray(r.text_token_probs, dtype=np.float64), 1e-12)
+                scores.append(TextScore(float(np.log(probs).sum()), len(tokens)))
+        return tuple(scores)
 
     def _guarded_words(self, segs: Iterable[Any]) -> tuple[Word, ...]:
         """Words of decoded segments (objects or dicts with text, no_speech_prob, avg_logprob,

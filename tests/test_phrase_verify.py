@@ -1,0 +1,166 @@
+"""Phrases checked against the audio (issue 11, "Dutch phrases"): candidates come only from the
+phrase lists and only where the heard text is close; a candidate counts only when the recognizer
+scores the phrase on the turn's audio nearly as well as what it heard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from roleplay.analysis.phrases import (
+    MIN_LOG_RATIO_PER_TOKEN,
+    PHRASES_DIR,
+    check_candidates,
+    find_phrases,
+    load_phrasebook,
+    phrase_candidates,
+    read_phrasebook,
+    sound_key,
+    spoken_form,
+    verify_phrases,
+)
+from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
+from roleplay.core.errors import InputError
+from roleplay.speech.asr import TextScore
+
+SILENCE = Audio(np.zeros(ANALYSIS_RATE_HZ * 3, dtype=np.float32), ANALYSIS_RATE_HZ)
+
+
+def words_of(text: str, step_s: float = 0.3) -> list[tuple[str, float, float]]:
+    return [(w, k * step_s, (k + 1) * step_s) for k, w in enumerate(text.split())]
+
+
+class FakeScorer:
+    """Scores a text by whether it holds `supported` (as if the audio said it): only logic runs."""
+
+    def __init__(self, supported: str) -> None:
+        self.supported = supported.lower()
+        self.texts: list[tuple[str, ...]] = []
+
+    def score_texts(self, audio, texts, *, language):
+        self.texts.append(tuple(texts))
+        # the heard text gets -10; a text holding the supported phrase gets more, any other less
+        return tuple(TextScore(-10.0 if k == 0 else (-9.0 if self.supported in t.lower() else -40.0), 10)
+                     for k, t in enumerate(texts))
+
+
+def test_sound_key_merges_the_letters_whisper_confuses_on_synthetic_dutch():
+    assert sound_key("wat ik wel") == sound_key("maat ik meel")  # w and m are both labials
+    assert sound_key("goedenavond") != sound_key("huisartsenpost")
+
+
+def test_a_misheard_phrase_becomes_a_candidate_and_a_far_one_does_not():
+    cands = phrase_candidates("Ik wil niet naar het schelp.", language="nl")
+    assert ("boundary", "ik wil niet dat u scheldt") in {(c.category, c.pattern.text) for c in cands}
+    assert not phrase_candidates("De bakker verkoopt brood.", language="nl")
+
+
+def test_text_matches_are_not_candidates_again():
+    text = "Ik wil niet dat u scheldt."
+    assert "boundary" in {h.category for h in find_phrases(text, language="nl")}
+    cands = phrase_candidates(text, language="nl")
+    assert all(c.pattern.text != "ik wil niet dat u scheldt" for c in cands)
+
+
+def test_the_audio_decides_and_only_listed_phrases_close_to_the_text_are_scored():
+    heard = "Ik wil niet naar het schelp."
+    supported = verify_phrases(words_of(heard), SILENCE, audio_start_s=0.0, language="nl",
+                               scorer=FakeScorer("ik wil niet dat u scheldt"))
+    text_hits = {h.category for h in find_phrases(heard, language="nl")}
+    assert "boundary" not in text_hits
+    boundary = [h for h in supported if h.category == "boundary"]
+    assert len(boundary) == 1 and boundary[0].matched.startswith("Ik wil")
+    refused = verify_phrases(words_of(heard), SILENCE, audio_start_s=0.0, language="nl",
+                             scorer=FakeScorer("something else entirely"))
+    assert {h.category for h in refused} == text_hits  # the text matches stay; no candidate passes
+
+
+def test_no_invented_phrase_even_when_the_scorer_supports_anything():
+    class Yes(FakeScorer):
+        def score_texts(self, audio, texts, *, language):
+            return tuple(TextScore(0.0, 1) for _ in texts)
+
+    assert verify_phrases(words_of("De bakker op de hoek verkoopt vers brood."), SILENCE, audio_start_s=0.0,
+                          language="nl", scorer=Yes("")) == ()
+
+
+def test_the_substitution_keeps_the_heard_words_around_the_phrase_and_their_capital():
+    scorer = FakeScorer("ik wil niet dat u scheldt")
+    check_candidates(words_of("Meneer, ik wil niet naar het schelp. Dank u."), SILENCE, audio_start_s=0.0,
+                     language="nl", scorer=scorer)
+    heard, *subs = scorer.texts[0]
+    assert heard == "Meneer, ik wil niet naar het schelp. Dank u."
+    assert "Meneer, ik wil niet dat u scheldt. Dank u." in subs
+
+
+def test_a_long_turn_is_scored_around_each_candidate():
+    filler = " ".join(["brood"] * 60)
+    scorer = FakeScorer("ik wil niet dat u scheldt")
+    words = words_of(f"{filler} ik wil niet naar het schelp {filler}", step_s=0.3)  # 38 s
+    long_audio = Audio(np.zeros(ANALYSIS_RATE_HZ * 40, dtype=np.float32), ANALYSIS_RATE_HZ)
+    checked = check_candidates(words, long_audio, audio_start_s=0.0, language="nl", scorer=scorer)
+    assert any(c.accepted and c.candidate.category == "boundary" for c in checked)
+    assert all(len(texts[0].split()) < 40 for texts in scorer.texts)  # a window, not the whole turn
+
+
+def test_the_threshold_is_a_log_ratio_per_phrase_word():
+    scorer = FakeScorer("ik wil niet dat u scheldt")
+    checked = check_candidates(words_of("Ik wil niet naar het schelp."), SILENCE, audio_start_s=0.0,
+                               language="nl", scorer=scorer)
+    boundary = next(c for c in checked if c.candidate.pattern.text == "ik wil niet dat u scheldt")
+    assert boundary.log_ratio_per_token == pytest.approx(1.0 / 6, abs=1e-3)
+    assert boundary.accepted  # the shipped threshold is below 1/6
+    assert MIN_LOG_RATIO_PER_TOKEN < 1.0 / 6
+    stricter = check_candidates(words_of("Ik wil niet naar het schelp."), SILENCE, audio_start_s=0.0,
+                                language="nl", scorer=FakeScorer("ik wil niet dat u scheldt"), min_log_ratio=0.2)
+    assert not any(c.accepted for c in stricter)
+
+
+def test_english_phrases_are_scored_as_a_transcript_writes_them():
+    book = load_phrasebook("en")
+    pattern = next(p for p in book.categories["end-announcement"] if p.text == "im going to end this call")
+    assert spoken_form(pattern, book) == "I'm going to end this call"
+
+
+def test_a_bad_spoken_table_names_the_file(tmp_path):
+    text = (PHRASES_DIR / "en.yaml").read_text(encoding="utf-8").replace("spoken: {i: I,", "spoken: {i: [I],", 1)
+    bad = tmp_path / "en.yaml"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match="en.yaml: spoken"):
+        read_phrasebook(bad)
+
+
+PLANTED = {  # lines of the accuracy set's training split that Whisper base garbles (run of 2026-12)
+    "Goed, ik wil dat u stopt met schelden.": "boundary",
+    "Mevrouw, ik ga nu ophangen.": "end-announcement",
+    "De arts komt langs.": "concrete-offer",
+    "Ik draag u over.": "transfer",
+    "Dat is vervelend, mevrouw.": "acknowledgement",
+}
+NEUTRAL = ("Hoe oud is uw zoontje?", "Is hij vandaag nog gevallen?",
+           "De bakker op de hoek verkoopt elke ochtend vers brood.")
+
+
+def test_real_espeak_dutch_phrases_are_found_by_the_audio_check_and_none_invented(transcriber, tts_cache):
+    """Real espeak-ng Dutch and the real model, through the whole-call analysis."""
+    from roleplay.analysis.pipeline import analyse_audio
+    from roleplay.bench.accuracy import _turn_at, phrase_lines
+    from roleplay.recording.scripted import ScriptLine, place_lines, tracks
+
+    by_text = {x.text: x for x in phrase_lines()}
+    chosen = [by_text[t] for t in (*PLANTED, *NEUTRAL)]
+    placed = place_lines([ScriptLine("trainee", x.text, x.voice, rate_wpm=x.rate_wpm, gap_s=1.9) for x in chosen],
+                         cache_dir=tts_cache)
+    track = Audio(tracks(placed)["trainee"], ANALYSIS_RATE_HZ)
+    analysis = analyse_audio(caller=None, trainee=track, language="nl", transcriber=transcriber)
+    found, text_only = {}, {}
+    for x, p in zip(chosen, placed, strict=True):
+        turn = _turn_at(analysis, p)
+        assert turn is not None, x.text
+        found[x.text] = {ph.category for ph in turn.phrases}
+        text_only[x.text] = {h.category for h in find_phrases(turn.text, language="nl")}
+    hits = [t for t, cat in PLANTED.items() if cat in found[t]]
+    by_text_alone = [t for t, cat in PLANTED.items() if cat in text_only[t]]
+    assert len(by_text_alone) <= 1, text_only  # the transcripts really are garbled
+    assert len(hits) >= 3, found  # 3 of 5 on 2026-12 runs; the text matcher alone finds at most 1
+    assert all(not found[t] for t in NEUTRAL), found
