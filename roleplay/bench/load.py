@@ -149,7 +149,7 @@ def _one_drill(n: int, work: Path, delays: list[float], lines: int) -> None:
 
 def run_load(drills: int, *, backlog: int, work: Path, example: Path | None, lines: int = 6) -> LoadResult:
     """N drills at once (threads, as the server), with `backlog` analyses queued meanwhile."""
-    from roleplay.app.jobs import LocalQueue
+    from roleplay.app.jobs import LocalQueue, wait_for
 
     done = 0
     queue = None
@@ -168,7 +168,9 @@ def run_load(drills: int, *, backlog: int, work: Path, example: Path | None, lin
         t.join()
     cpu1, wall = os.times(), time.monotonic() - wall0
     if queue is not None:
-        done = sum(queue.state(t) == "done" for t in tickets)
+        done = sum(queue.state(ticket) == "done" for ticket in tickets)
+        for ticket in tickets:  # drained before the next run, which would otherwise share the CPU with them
+            wait_for(queue, ticket)
     cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     return LoadResult(drills, backlog, tuple(delays), round(100 * cpu_s / wall / (os.cpu_count() or 1), 1),
                       round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), done)
