@@ -497,10 +497,12 @@ def run_phrase_lines(lines: tuple[PhraseLine, ...], *, transcriber: Any, cache_d
     spec = yaml.safe_load(SET_PATH.read_text(encoding="utf-8"))["phrase_set"]
     per_call, gap_s = int(spec["lines_per_call"]), float(spec["gap_s"])
     results: list[PhraseResult] = []
-    for j in range(0, len(lines), per_call):
-        chunk = lines[j:j + per_call]
+    # one language per call
+    chunks = [chunk for language in sorted({x.language for x in lines})
+              for same in [tuple(x for x in lines if x.language == language)]
+              for chunk in (same[j:j + per_call] for j in range(0, len(same), per_call))]
+    for chunk in chunks:
         language = chunk[0].language
-        chunk = tuple(x for x in chunk if x.language == language)
         script = [ScriptLine("trainee", x.text, x.voice, rate_wpm=x.rate_wpm, gap_s=gap_s) for x in chunk]
         placed = place_lines(script, cache_dir=cache_dir)
         track = Audio(tracks(placed)["trainee"], ANALYSIS_RATE_HZ)
