@@ -111,7 +111,8 @@ class SimulatedBrowser:
             if chunk is not None:
                 self.out[chunk.start:chunk.start + len(chunk.samples)] = chunk.samples
             for control in self.stream.controls():
-                self.out[int(control["from"]):] = 0.0  # type: ignore[call-overload]
+                if control["type"] == "stop":  # ("microphone" at the start: it is already open)
+                    self.out[int(control["from"]):] = 0.0  # type: ignore[call-overload]
             seq += 1
             time.sleep(FRAME_SAMPLES / RATE_HZ / self.speed)
 

@@ -158,7 +158,9 @@ class BrowserStream:
     # -- the DuplexStream interface (the drill's thread) ------------------------------------
 
     def start(self) -> None:
-        """Wait for the first microphone frame (RoleplayError if none comes)."""
+        """Ask the browser for its microphone, and wait for the first frame (RoleplayError if none
+        comes). The browser opens it only now, so the audio starts when the engine is ready."""
+        self._controls.put({"type": "microphone"})
         deadline = time.monotonic() + self.start_timeout_s
         while self._frames == 0:
             if self._ended or time.monotonic() >= deadline:

@@ -799,10 +799,17 @@ def _prepare(stream: Any, *, cal_path: Path, session: CallerSession, speaker: _S
     vad.process(np.zeros(vad.frame_samples, np.float32))
     vad.reset()
     language = session.language
+    stored = load_audio(cal_path).resampled(RATE_HZ) if cal_path.is_file() else None
+    if stored is not None:
+        # warm up before the audio starts: the call then begins a fixed time after it (a browser
+        # opens its microphone at start()), with no backlog of microphone audio to catch up on
+        baseline = calibration_baseline(stored, language=language, transcriber=transcriber)
+        # the opening's first pick uses the session's rng; make its likely audio now
+        speaker.audio(session.likely_opening(), session.anger)
     stream.start()
     try:
-        if cal_path.is_file():
-            calibration = load_audio(cal_path).resampled(RATE_HZ)
+        if stored is not None:
+            calibration = stored
         else:
             sentence = load_trainee_lines(language).calibration
             calibration = record_calibration(stream, sentence=sentence, status=status,
@@ -810,9 +817,8 @@ def _prepare(stream: Any, *, cal_path: Path, session: CallerSession, speaker: _S
             make_private_dir(cal_path.parent)
             save_wav(cal_path, calibration)
             status.say(f"calibration stored: {cal_path}")
-        baseline = calibration_baseline(calibration, language=language, transcriber=transcriber)
-        # the opening's first pick uses the session's rng; make its likely audio now
-        speaker.audio(session.likely_opening(), session.anger)
+            baseline = calibration_baseline(calibration, language=language, transcriber=transcriber)
+            speaker.audio(session.likely_opening(), session.anger)
         lag = _measure_lag(stream, status)
     except BaseException:
         stream.stop()

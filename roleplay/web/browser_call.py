@@ -3,10 +3,12 @@
 The page (templates/browser_call.html, static/browser_call.js and its AudioWorklet) posts
 `/call/{scenario}/browser/start` (a job for the signed-in user) and opens
 `/call/browser/{job}/socket`. The socket is accepted only with the session cookie of the job's
-owner and this server's own Origin; its first message must carry the session's CSRF token and the
-audio context's latencies. One call per connection. From then on the browser sends numbered
-microphone frames (binary) and `{"type": "hangup"}`; the server sends the caller's audio (binary),
-`{"type": "stop"}` on barge-in and the call's status (JSON, EVENTS_EVERY_S).
+owner and this server's own Origin; its first message must carry the session's CSRF token. One call per
+connection. When the engine is loaded the server sends `{"type": "microphone"}`; only then does the
+browser open the microphone (so the call's audio starts a fixed time before the phone rings), send
+`{"type": "latency", ...}` (the audio context's) and numbered microphone frames (binary), and later
+`{"type": "hangup"}`; the server sends the caller's audio (binary), `{"type": "stop"}` on barge-in
+and the call's status (JSON, EVENTS_EVERY_S).
 
 The engine is the local drill's (`session.live.run_drill`) with `audio.browserstream.BrowserStream`
 in place of the sound card. A connection that drops (a closed lid, Wi-Fi gone) ends the call cut
@@ -239,9 +241,8 @@ async def _first_message(websocket: WebSocket, session: WebSession) -> float | N
         token = str(data.get("csrf", ""))
         if data.get("type") != "start" or not secrets.compare_digest(token.encode(), session.csrf_token.encode()):
             return None
-        latency = data.get("latency") or {}
-        total = sum(float(latency.get(k) or 0.0) for k in ("base_s", "output_s", "input_s"))
-        return total if 0.0 <= total <= MAX_LATENCY_S else 0.0
+        # the page sends its latencies when it opens the microphone ("latency"); an older one here
+        return _latency_s(data.get("latency") or {})
     except (TimeoutError, ValueError, TypeError, KeyError, AttributeError, WebSocketDisconnect):
         return None
 
@@ -272,10 +273,19 @@ async def _receive(websocket: WebSocket, call: BrowserCall) -> None:
             return
 
 
+def _latency_s(latency: dict[str, Any]) -> float:
+    """The audio context's base + output + input latency (s); 0 if it is not a latency."""
+    total = sum(float(latency.get(k) or 0.0) for k in ("base_s", "output_s", "input_s"))
+    return total if 0.0 <= total <= MAX_LATENCY_S else 0.0
+
+
 def _control(call: BrowserCall, data: dict[str, Any]) -> None:
     kind = data.get("type")
     if kind == "hangup":
         call.job.hang_up.set()
+    elif kind == "latency":  # comes before the first frame, so before the drill needs it
+        assert call.stream is not None
+        call.stream.reported_lag_s = _latency_s(data)
     elif kind == "late":
         assert call.stream is not None
         call.stream.late_output(int(data.get("samples", 0)))

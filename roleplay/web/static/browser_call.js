@@ -8,7 +8,9 @@
   if (!root) { return; }
   var button = document.getElementById("call-button");
   var ws = null, context = null, node = null, media = null;
-  var finished = false, pending = [];
+  var finished = false;
+  // echo cancellation on; automatic volume and noise suppression off (loudness stays measurable)
+  var AUDIO = { channelCount: 1, echoCancellation: true, autoGainControl: false, noiseSuppression: false };
 
   function byId(id) { return document.getElementById(id); }
   function setText(id, text) {
@@ -50,7 +52,7 @@
     var d = event.data;
     if (d.type === "frame") {
       var bytes = frameBytes(d.seq, d.pcm);
-      if (ws && ws.readyState === WebSocket.OPEN) { ws.send(bytes); } else { pending.push(bytes); }
+      if (ws && ws.readyState === WebSocket.OPEN) { ws.send(bytes); }
     } else if (d.type === "late" && ws && ws.readyState === WebSocket.OPEN) {
       ws.send(JSON.stringify({ type: "late", samples: d.samples }));
     }
@@ -64,7 +66,34 @@
       return;
     }
     var d = JSON.parse(event.data);
-    if (d.type === "stop") { node.port.postMessage(d); } else if (d.type === "status") { update(d); }
+    if (d.type === "stop") { if (node) { node.port.postMessage(d); } }
+    else if (d.type === "microphone") { microphone(); }
+    else if (d.type === "status") { update(d); }
+  }
+
+  function microphone() {
+    // the server is ready (engine loaded): open the microphone now, so that the call's audio
+    // begins a fixed time before the phone rings, whatever the loading took
+    return navigator.mediaDevices.getUserMedia({ audio: AUDIO })
+      .then(function (stream) {
+        media = stream;
+        context = new AudioContext({ latencyHint: "interactive" });
+        return context.audioWorklet.addModule(root.dataset.worklet);
+      }).then(function () {
+        node = new AudioWorkletNode(context, "roleplay-call", {
+          numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1] });
+        node.port.onmessage = onWorklet;
+        var settings = media.getAudioTracks()[0].getSettings();
+        ws.send(JSON.stringify({ type: "latency", base_s: context.baseLatency || 0,
+          output_s: context.outputLatency || 0, input_s: settings.latency || 0 }));
+        context.createMediaStreamSource(media).connect(node);
+        node.connect(context.destination);
+        return context.resume();
+      }).catch(function () {
+        stopAudio();
+        setText("live-status", root.dataset.failed);
+        if (ws) { ws.close(); }
+      });
   }
 
   function connected(socketPath) {
@@ -72,11 +101,7 @@
     ws = new WebSocket(scheme + window.location.host + socketPath);
     ws.binaryType = "arraybuffer";
     ws.onopen = function () {
-      var settings = media.getAudioTracks()[0].getSettings();
-      ws.send(JSON.stringify({ type: "start", csrf: root.dataset.csrf, latency: {
-        base_s: context.baseLatency || 0, output_s: context.outputLatency || 0, input_s: settings.latency || 0 } }));
-      pending.forEach(function (bytes) { ws.send(bytes); });
-      pending = [];
+      ws.send(JSON.stringify({ type: "start", csrf: root.dataset.csrf }));
       button.textContent = root.dataset.hangupLabel;
       button.classList.add("hangup");
     };
@@ -93,18 +118,11 @@
   function start() {
     button.setAttribute("aria-disabled", "true");
     setText("live-status", root.dataset.asking);
-    navigator.mediaDevices.getUserMedia({ audio: {
-      channelCount: 1, echoCancellation: true, autoGainControl: false, noiseSuppression: false } })
+    // the permission first (the question comes before the call); the microphone itself is
+    // opened again when the server is ready (microphone())
+    navigator.mediaDevices.getUserMedia({ audio: AUDIO })
       .then(function (stream) {
-        media = stream;
-        context = new AudioContext({ latencyHint: "interactive" });
-        return context.audioWorklet.addModule(root.dataset.worklet);
-      }).then(function () {
-        node = new AudioWorkletNode(context, "roleplay-call", {
-          numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1] });
-        node.port.onmessage = onWorklet;
-        context.createMediaStreamSource(media).connect(node);
-        node.connect(context.destination);
+        stream.getTracks().forEach(function (track) { track.stop(); });
         return fetch(root.dataset.startAction, { method: "POST", credentials: "same-origin",
           headers: { "X-CSRF-Token": root.dataset.csrf, "Accept": "application/json" } });
       }).then(function (response) {

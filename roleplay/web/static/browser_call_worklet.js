@@ -54,7 +54,7 @@ class RoleplayCall extends AudioWorkletProcessor {
       let late = 0;
       for (let i = 0; i < samples.length; i++) {
         const k = data.start + i;
-        if (k < this.played16) { late++; continue; }
+        if (k < this.played16) { if (samples[i] !== 0) { late++; } continue; }  // late silence is no loss
         if (k >= this.played16 + RING) { break; }
         this.out[k % RING] = samples[i] / 32768;
         this.written = Math.max(this.written, k + 1);
