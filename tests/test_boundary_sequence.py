@@ -127,3 +127,31 @@ def test_a_severe_demo_needs_the_whole_sequence_and_the_report_says_so(tmp_path,
                     out_dir=tmp_path / "poor", transcriber=transcriber, cache_dir=tts_cache)
     assert poor.outcome != "calmed"
     assert poor.anger_peak > good.anger_peak
+
+
+def test_the_caller_hears_a_cold_transfer_when_the_colleague_is_not_briefed():
+    from roleplay.analysis.pipeline import Phrase, Turn
+    from roleplay.session.caller_session import observe
+
+    def turn(text: str, phrases: tuple[str, ...]) -> Turn:
+        return Turn(index=3, speaker="trainee", start_s=10.0, end_s=13.0, text=text, words=(),
+                    syllables=9, syllables_transcript=9, syllables_acoustic=9,
+                    syllable_source="transcript", pause_total_s=0.0, speech_rate_syll_s=4.0,
+                    articulation_rate_syll_s=4.0, loudness_dbfs=-30.0, pitch_median_hz=120.0,
+                    pitch_spread_st=2.0,
+                    phrases=tuple(Phrase("transfer", p, 10.0, p) for p in phrases), abuse=(),
+                    rate_vs_baseline_pct=None, loudness_vs_baseline_db=None)
+
+    def seen(t: Turn) -> frozenset[str]:
+        return observe(t, caller_start_s=5.0, caller_end_s=9.0, caller_situation="calming",
+                       ends_call=False, language="en").observation.behaviours
+
+    cold = seen(turn("I'll put you through.", ("ill put you through",)))
+    assert "cold-transfer" in cold and "transfer" not in cold
+    # the recognizer garbled "my colleague" but kept "briefed": still warm
+    warm = seen(turn("I will put you through to my calling. I have already briefed the nurse.",
+                     ("i will put you through to",)))
+    assert "transfer" in warm and "cold-transfer" not in warm
+    two = seen(turn("I'll put you through to my colleague.", ("ill put you through to",
+                                                              "my colleague")))
+    assert "transfer" in two

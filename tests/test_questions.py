@@ -32,7 +32,7 @@ HEARD_GARBLED = [
     ("nl", "maar die ze aan de hand.", "complaint"),
     ("nl", "Wie is uw huisarts?", "gp"),
     ("en", "May I have your name, please?", "caller_name"),
-    ("en", "What is the date of birth?", "date_of_birth"),
+    ("en", "When was the patience born?", "date_of_birth"),
 ]
 
 

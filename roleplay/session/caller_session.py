@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from roleplay.analysis.assessment import SILENCE_S
-from roleplay.analysis.phrases import is_backchannel
+from roleplay.analysis.phrases import is_backchannel, normalise
 from roleplay.analysis.pipeline import Turn
 from roleplay.caller.questions import answer as answer_question
 from roleplay.caller.questions import compose, find_questions, load_questions, placement
@@ -53,6 +53,9 @@ PHRASE_BEHAVIOURS = {
     "negative": "negative",
     "vague": "vague",
 }
+# Words that say the colleague already knows the story, as the recognizer writes them.
+BRIEFED_CUES = {"nl": ("ingelicht", "op de hoogte", "verhaal niet opnieuw", "al uitgelegd"),
+                "en": ("briefed", "informed", "story again", "already told")}
 GREETING = "greeting"  # `decided_by` of the trainee's first turn: logged, never reacted to
 
 
@@ -91,9 +94,7 @@ def observe(turn: Turn | None, *, caller_start_s: float, caller_end_s: float, ca
     for phrase in turn.phrases:
         if phrase.category in PHRASE_BEHAVIOURS:
             found.add(PHRASE_BEHAVIOURS[phrase.category])
-    if "transfer" in found and len({p.text for p in turn.phrases if p.category == "transfer"}) < 2:
-        # told of a transfer, but not that the colleague knows the story (the assessment's
-        # warm-transfer rule: two different transfer phrases)
+    if "transfer" in found and not _briefed(turn, language):
         found.discard("transfer")
         found.add("cold-transfer")
     if turn.loudness_vs_baseline_db is not None and turn.loudness_vs_baseline_db >= LOUDER_DB:
@@ -102,6 +103,16 @@ def observe(turn: Turn | None, *, caller_start_s: float, caller_end_s: float, ca
         found.add("faster")
     return Observed(TurnObservation(behaviours=frozenset(found), trainee_ended_call=ends_call),
                     turn, latency, round(overlap, 3))
+
+
+def _briefed(turn: Turn, language: str) -> bool:
+    """A warm transfer: told, and that the colleague knows the story. Two different transfer
+    phrases (the assessment's warm-transfer rule), or a briefing word the recognizer kept where it
+    garbled the rest ("I have already briefed my calling")."""
+    if len({p.text for p in turn.phrases if p.category == "transfer"}) >= 2:
+        return True
+    heard = normalise(turn.text)
+    return any(cue in heard for cue in BRIEFED_CUES.get(language, ()))
 
 
 @dataclass(frozen=True)
