@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import CHROMIUM, CHROMIUM_ARGS, sign_in
+from browser import CHROMIUM, CHROMIUM_ARGS, axe_source, sign_in
+from test_web_a11y import BLOCKING, RUN_AXE
 
 from roleplay.audio.clip import Audio, load_audio, save_wav
 from roleplay.bench.live import BENCH_SCENARIO, GREETING, espeak, prepare_trainee
@@ -109,7 +110,8 @@ def test_a_drill_in_the_browser_puts_the_trainees_turns_where_the_microphone_had
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             *CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={wav_path}", "--autoplay-policy=no-user-gesture-required"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        # past the app's script policy, so that axe can look at the page in a call
+        page = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900}).new_page()
         page.set_default_timeout(30_000)
         console: list[str] = []
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
@@ -129,6 +131,9 @@ def test_a_drill_in_the_browser_puts_the_trainees_turns_where_the_microphone_had
                 return bool(turns) and any(abs(o - turns[0] - (plan[2][1] - plan[0][1])) < 0.5 for o in turns)
             _wait(answered, "the answer's turn", 90)
             page.screenshot(path=str(tmp_path / "browser-call-in-call.png"))
+            page.add_script_tag(content=axe_source())
+            found = page.evaluate(RUN_AXE)
+            assert not [v for v in found if v["impact"] in BLOCKING], found
             time.sleep(1.5)
         finally:
             print("\n".join(console))

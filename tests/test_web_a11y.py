@@ -19,7 +19,8 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 PAGES = [
     ("anonymous", "/login"),
     ("trainee", "/"), ("trainee", "/scenarios"), ("trainee", "/scenarios/{scenario}"),
-    ("trainee", "/call/{scenario}"), ("trainee", "/calibration"), ("trainee", "/calls"),
+    ("trainee", "/call/{scenario}"), ("trainee", "/call/{scenario}/browser"), ("trainee", "/calibration"),
+    ("trainee", "/calls"),
     ("trainee", "/calls/{call}"), ("trainee", "/calls/{call}/report"), ("trainee", "/progress"),
     ("trainee", "/forget"), ("trainee", "/settings"), ("trainee", "/settings/devices"),
     ("trainer", "/"), ("trainer", "/group"), ("trainer", "/trainees/{trainee}"), ("trainer", "/calls/{call}"),
