@@ -57,6 +57,7 @@ class CrosstalkSettings:
     level_margin_db: float = 4.0  # or the frame is at most this much louder than the predicted leak
     hold_s: float = 0.2
     min_block_erle_db: float = 8.0
+    max_gain_db: float = -3.0
     min_leak_rms: float = 10 ** (-70 / 20)  # a predicted leak under -70 dBFS is nothing
     margin_db: float = 9.0  # method "gate": as roleplay.audio.echo.EchoSettings
 
@@ -180,7 +181,11 @@ def _block_fits(source: np.ndarray, target: np.ndarray, *, frame: int, block: in
         ey, er, ep = _energies(target[s:e].astype(np.float64), _predict(source, s, e, k0, h), frame)
         active = ep > settings.min_leak_rms**2
         reduction_db = 10 * np.log10((ey[active] + 1e-20) / (er[active] + 1e-20))
-        confident = bool(active.any()) and float(np.percentile(reduction_db, 75)) >= settings.min_block_erle_db
+        # a leak is quieter than its source: a 'leak' louder than it is the target's own voice,
+        # predicted from the residue of its echo in the source track
+        gain_db = 10 * np.log10((ep.sum() + 1e-20) / (_frame_energy(source[s:e], frame).sum() + 1e-20))
+        confident = (bool(active.any()) and gain_db <= settings.max_gain_db
+                     and float(np.percentile(reduction_db, 75)) >= settings.min_block_erle_db)
         fits.append(_Fit(s, e, peak, k0, h, confident))
     return fits
 
@@ -215,8 +220,10 @@ def remove_leak(source: np.ndarray, target: np.ndarray, *, rate_hz: int,
         if settings.method == "cancel":
             # explained: the copy takes most of the energy away, or the frame is hardly louder than
             # the predicted leak (a leak path the filter cannot follow, e.g. a resampler's drift)
+            # the predicted leak's loudest frame within +-2 frames: a drifting path moves it
+            ep_near = np.max([np.roll(ep, k) for k in range(-2, 3)], axis=0)
             alone = active & ((reduction_db >= settings.explained_db)
-                              | (ey <= ep * 10 ** (settings.level_margin_db / 10)))
+                              | (ey <= ep_near * 10 ** (settings.level_margin_db / 10)))
             cleaned = y - pred
         else:
             alone = active & (10 * np.log10((ey + 1e-20) / (ep + 1e-20)) <= settings.margin_db)
