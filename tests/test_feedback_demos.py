@@ -72,6 +72,8 @@ FAILED_TARGET = {
     "no-end-announcement": lambda f: True,  # no figure to misquote: the announcement is absent
     "end-announced-without-warning": lambda f: f["announcement_turn"] is not None,
     "end-announced-before-warning": lambda f: f["announcement_turn"] is not None,
+    "ended-without-warning": lambda f: True,
+    "ended-without-announcement": lambda f: f["warning_turn"] is not None,
     "no-greeting-in-first-turn": lambda f: True,
     "no-transfer-phrase": lambda f: True,
 }

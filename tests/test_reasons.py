@@ -233,3 +233,14 @@ def test_readiness_never_counts_no_evidence_as_a_pass(tmp_path):
         rows = h.calls()
     result = evaluate("ann", rows, rules)
     assert not result.ready and result.requirements[0].items[0].passes == 0
+
+
+def test_every_anger_reason_the_caller_gives_has_words_in_both_languages():
+    """A moment names the caller's reasons in the report's language, never as a raw code."""
+    from roleplay.caller.scenario import BEHAVIOURS
+    from roleplay.report.text import texts
+
+    for language in LANGUAGES:
+        words = texts(language)["reasons"]
+        for code in (*BEHAVIOURS, "boundary-ignored", "announcement-ignored", "announcement-hang-up"):
+            assert code in words, (language, code)

@@ -119,6 +119,8 @@ REASON_CODES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "announce-end": {
         "end-announced-after-warning": (P, ("warning_turn", "announcement_turn")),
         "no-end-announcement": (F, ("warning_turn",)),
+        "ended-without-warning": (F, ()),
+        "ended-without-announcement": (F, ("warning_turn",)),
         "end-announced-without-warning": (F, ("announcement_turn",)),
         "end-announced-before-warning": (F, ("announcement_turn", "warning_turn")),
         "no-ignored-warning": (NA, ()),
@@ -426,8 +428,11 @@ def _announce_end(a: Analysis) -> Outcome:
     warning = boundary.index if boundary else None
     announced = announce.index if announce else None
     figures = {"warning_turn": warning, "warning_ignored": ignored, "announcement_turn": announced}
-    if announce is None:
+    if announce is None and ignored:
         why = reason(item, "no-end-announcement", warning_turn=warning)
+    elif announce is None:  # the trainee put the phone down without the sequence
+        why = (reason(item, "ended-without-announcement", warning_turn=warning) if boundary is not None
+               else reason(item, "ended-without-warning"))
     elif boundary is None:
         why = reason(item, "end-announced-without-warning", announcement_turn=announced)
     elif announce.start_s < boundary.start_s:
