@@ -298,10 +298,15 @@ def test_readiness_three_of_the_last_four(tmp_path, rules):
         assert not evaluate("anna", h.calls(), rules).ready
 
 
-def test_default_rules_cover_the_six_dutch_scenarios(tmp_path):
+CORE_DUTCH = {"nl-visite-derde-keer", "nl-bezorgde-moeder", "nl-sociale-media", "nl-scheldende-beller",
+              "nl-boos-op-de-organisatie", "nl-doorverbinden"}
+
+
+def test_default_rules_cover_the_six_core_dutch_scenarios(tmp_path):
+    """Readiness rests on six core scenarios; the other shipped ones are extra practice."""
     rules = load_rules()
-    ids = {p.stem for p in (Path(__file__).resolve().parent.parent / "scenarios").glob("nl-*.yaml")}
-    assert {r.scenario for r in rules.requirements} == ids and len(ids) == 6
+    shipped = {p.stem for p in (Path(__file__).resolve().parent.parent / "scenarios").glob("nl-*.yaml")}
+    assert {r.scenario for r in rules.requirements} == CORE_DUTCH and CORE_DUTCH <= shipped
     with History(tmp_path / "h.db") as h:
         for day in range(1, 5):
             for req in rules.requirements:
