@@ -700,6 +700,23 @@ class Drill:
                               shifted_from_s=round(tl.trainee_len / RATE_HZ, 3))
 
 
+def _drill_meta(*, scenario: Any, trainee: str, voice_id: str, anger_start: float, lag: LagMeasurement,
+                settings: DrillSettings, stream: Any, devices: tuple[str, str]) -> dict[str, Any]:
+    """What meta.json says of a drill from its start."""
+    meta: dict[str, Any] = {
+        "mode": "live", "scenario": scenario.id, "language": scenario.language,
+        "trainee": trainee, "needs": list(scenario.needs), "caller_voice": voice_id,
+        "expected_outcomes": list(scenario.ending.expected), "anger_start": anger_start,
+        "lag_ms": round(lag.lag_ms, 2), "lag_confidence": round(lag.confidence, 3),
+        "echo_gain": round(lag.gain, 4), "input_device": devices[0],
+        "output_device": devices[1], "end_of_turn_s": settings.turn.end_of_turn_s,
+    }
+    if getattr(stream, "reported_lag_s", None) is not None:  # a browser: its own latency figure
+        meta["audio"] = "browser"
+        meta["reported_lag_ms"] = round(stream.reported_lag_s * 1000, 2)
+    return meta
+
+
 def run_drill(
     *,
     scenario_id: str,
@@ -741,17 +758,9 @@ def run_drill(
     vad, calibration, listen, lag = _prepare(stream, cal_path=cal_path, session=session,
                                              speaker=speaker, transcriber=transcriber,
                                              status=status, settings=settings)
-    meta = {
-        "mode": "live", "scenario": scenario.id, "language": scenario.language,
-        "trainee": trainee, "needs": list(scenario.needs), "caller_voice": voice.id,
-        "expected_outcomes": list(scenario.ending.expected), "anger_start": session.anger,
-        "lag_ms": round(lag.lag_ms, 2), "lag_confidence": round(lag.confidence, 3),
-        "echo_gain": round(lag.gain, 4), "input_device": repr(input_device),
-        "output_device": repr(output_device), "end_of_turn_s": settings.turn.end_of_turn_s,
-    }
-    if getattr(stream, "reported_lag_s", None) is not None:  # a browser: its own latency figure
-        meta["audio"] = "browser"
-        meta["reported_lag_ms"] = round(stream.reported_lag_s * 1000, 2)
+    meta = _drill_meta(scenario=scenario, trainee=trainee, voice_id=voice.id, anger_start=session.anger,
+                       lag=lag, settings=settings, stream=stream,
+                       devices=(repr(input_device), repr(output_device)))
     writer = CallWriter(out_dir, rate_hz=RATE_HZ, meta=meta)
     save_wav(Path(out_dir) / "calibration.wav", calibration)
     drill: Drill | None = None
