@@ -154,8 +154,16 @@ def demo(tmp_path_factory, transcriber, tts_cache):
 def test_good_trainee_calms_the_caller_and_the_call_ends_well(demo, scenario_id):
     r = demo(scenario_id, "good")
     expected = set(load_scenario(scenario_id).ending.expected)
-    assert r.anger_end < r.anger_start, r
     assert r.outcome in expected & GOOD_OUTCOMES, (r.outcome, expected)
+    if r.outcome == "ended-by-trainee":
+        # A caller who ignores the boundary and the announcement does not calm down (each ignored
+        # step adds anger): success is the seed's sequence, named, then announced, then ended.
+        heard = [set(e.get("behaviours") or ()) for e in load_call(r.directory).events if e["type"] == "trainee-turn"]
+        named = next(i for i, b in enumerate(heard) if "boundary" in b)
+        announced = next(i for i, b in enumerate(heard) if "end-announcement" in b)
+        assert named < announced, heard
+    else:
+        assert r.anger_end < r.anger_start, r
 
 
 @pytest.mark.model

@@ -233,3 +233,30 @@ def test_cli_helpers(tmp_path, capsys):
     assert cmd_voices_preview("nl-woman-old", anger=7, out_path=wav, play=False) == 0
     assert capsys.readouterr().out.strip() == str(wav)
     assert load_audio(wav).duration_s > 2.0
+
+
+class _FlakyWorker:
+    """Writes no audio `failures` times, then a real WAV: what espeak through pyttsx3 does now and then."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.calls = failures, 0
+
+    def request(self, payload: dict, *, timeout_s: float) -> dict:
+        import soundfile
+
+        self.calls += 1
+        if self.calls <= self.failures:
+            return {"ok": False, "error": "pyttsx3 wrote no audio for voice nl+m3"}
+        soundfile.write(payload["path"], np.full(2205, 0.1, dtype=np.float32), 22050, subtype="PCM_16")
+        return {"ok": True}
+
+
+def test_synthesis_tries_three_times_when_no_audio_was_written():
+    prosody = Prosody(rate_wpm=150, pitch=40, volume=0.5, pause_scale=1.0)
+    twice = _FlakyWorker(failures=2)
+    audio = Pyttsx3Synthesizer("nl+m3", worker=twice).synthesize("Goedenavond.", prosody)
+    assert twice.calls == 3 and audio.duration_s >= 0.1  # the third attempt's audio
+    always = _FlakyWorker(failures=3)
+    with pytest.raises(RoleplayError, match="wrote no audio"):
+        Pyttsx3Synthesizer("nl+m3", worker=always).synthesize("Goedenavond.", prosody)
+    assert always.calls == 3

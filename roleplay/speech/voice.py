@@ -477,14 +477,18 @@ class Pyttsx3Synthesizer:
         self._worker = worker
 
     def synthesize(self, text: str, prosody: Prosody) -> Audio:
-        try:
-            return self._synthesize_once(text, prosody)
-        except InputError:
-            raise
-        except RoleplayError:
-            # espeak through pyttsx3 now and then writes no audio under load (about 1 in 50
-            # utterances here); a second attempt has always worked, so try exactly once more.
-            return self._synthesize_once(text, prosody)
+        # espeak through pyttsx3 now and then writes no audio under load (about 1 in 50 utterances
+        # here), and a fresh worker's first utterance in a voice failed twice in a row once: up
+        # to three attempts, and the last failure is reported.
+        for attempt in range(3):
+            try:
+                return self._synthesize_once(text, prosody)
+            except InputError:
+                raise
+            except RoleplayError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _synthesize_once(self, text: str, prosody: Prosody) -> Audio:
         import soundfile
