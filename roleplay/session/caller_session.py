@@ -111,8 +111,8 @@ def _briefed(turn: Turn, language: str) -> bool:
     garbled the rest ("I have already briefed my calling")."""
     if len({p.text for p in turn.phrases if p.category == "transfer"}) >= 2:
         return True
-    heard = normalise(turn.text)
-    return any(cue in heard for cue in BRIEFED_CUES.get(language, ()))
+    heard = normalise(turn.text).replace(" ", "")  # "in gelicht" is "ingelicht"
+    return any(cue.replace(" ", "") in heard for cue in BRIEFED_CUES.get(language, ()))
 
 
 @dataclass(frozen=True)
