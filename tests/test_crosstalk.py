@@ -133,3 +133,12 @@ def test_leak_makes_no_phantom_turns_and_the_interruption_still_counts(planted, 
     assert [(i.by, round(i.start_s, 1)) for i in after.interruptions] == [
         ("trainee", pytest.approx(cut_in.start_s, abs=0.3))], after.interruptions
     assert any("leaks into the trainee's track" in w for w in after.warnings), after.warnings
+
+
+def test_tracks_too_short_for_a_leak_estimate_are_left_as_they_are():
+    """Found by hypothesis in CI: two empty tracks made the delay search index an empty array."""
+    for n in (0, 1, 800):
+        tracks = {"caller": Audio(np.zeros(n, dtype=np.float32), 16_000),
+                  "trainee": Audio(np.full(n, 0.01, dtype=np.float32), 16_000)}
+        out, leaks = remove_crosstalk(tracks)
+        assert leaks == () and out["trainee"] is tracks["trainee"] and out["caller"] is tracks["caller"]

@@ -286,6 +286,8 @@ def remove_crosstalk(tracks: dict[str, Audio], *, settings: CrosstalkSettings = 
         a, b = out[source], out[target]
         if a.rate_hz != b.rate_hz:
             raise InputError(f"cross-talk: the tracks differ in rate ({a.rate_hz} and {b.rate_hz} Hz)")
+        if min(len(a.samples), len(b.samples)) < int(settings.block_s * b.rate_hz):
+            continue  # shorter than one fitting block: nothing to estimate a leak from (and empty breaks it)
         cleaned = remove_leak(a.samples, b.samples, rate_hz=b.rate_hz, settings=settings)
         if cleaned.report.found:
             out[target] = Audio(cleaned.samples, b.rate_hz)
