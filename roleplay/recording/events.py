@@ -17,12 +17,11 @@ attributes. A type this version does not know (a newer writer) is kept as an `Un
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, ClassVar, Literal, TypeVar, get_args
 
-from roleplay.recording.records import fields_from_dict, fields_to_dict
+from roleplay.recording.records import JsonView, fields_from_dict, fields_to_dict
 
 Outcome = Literal["calmed", "ended-by-trainee", "transferred", "caller-hung-up", "time-limit", "aborted"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
@@ -31,7 +30,7 @@ E = TypeVar("E", bound="Event")
 
 
 @dataclass(frozen=True, kw_only=True)
-class Event(Mapping[str, Any]):
+class Event(JsonView):
     """One moment of the call. Subclasses set TYPE, the `type` written to the file."""
 
     TYPE: ClassVar[str] = ""
@@ -68,19 +67,6 @@ class Event(Mapping[str, Any]):
     def is_type(cls, name: str) -> bool:
         return name == cls.TYPE
 
-    # A read-only view as the JSON object, for readers written against the plain-dict events.
-    @cached_property
-    def _json(self) -> dict[str, Any]:
-        return self.to_dict()
-
-    def __getitem__(self, key: str) -> Any:
-        return self._json[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._json)
-
-    def __len__(self) -> int:
-        return len(self._json)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,19 +3,18 @@ versions) and, once closed, how it ended. Read it with `roleplay.recording.calld
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Literal
 
 from roleplay.recording.events import Outcome
-from roleplay.recording.records import fields_from_dict, fields_to_dict
+from roleplay.recording.records import JsonView, fields_from_dict, fields_to_dict
 
 Status = Literal["recording", "complete", "aborted"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class CallMeta(Mapping[str, Any]):
+class CallMeta(JsonView):
     """meta.json of a call directory. `CallWriter` writes the first five when the call starts and
     `ended_utc`, `duration_s` and `outcome` when it closes; the rest come from whoever made the call
     (demo, drill, a scripted call), each only where it applies."""
@@ -71,16 +70,3 @@ class CallMeta(Mapping[str, Any]):
         kwargs, extra = fields_from_dict(cls, data, where="meta.json", skip=("extra",), strict=strict)
         return cls(**kwargs, extra=extra)
 
-    # A read-only view as the JSON object, for readers written against the plain-dict meta.
-    @cached_property
-    def _json(self) -> dict[str, Any]:
-        return self.to_dict()
-
-    def __getitem__(self, key: str) -> Any:
-        return self._json[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._json)
-
-    def __len__(self) -> int:
-        return len(self._json)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
-from functools import cache
+from collections.abc import Iterator, Mapping
+from functools import cache, cached_property
 from typing import Any, Literal
 
 _SCALARS: dict[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
@@ -152,3 +152,24 @@ def record_schema(cls: type, *, skip: tuple[str, ...] = (), extra_properties: Ma
     if doc:
         schema = {"description": " ".join(doc.split()), **schema}
     return schema
+
+
+class JsonView(Mapping[str, Any]):
+    """A typed record that also reads like its JSON object (`r["type"]`, `r.get(...)`), for readers
+    written against the plain dicts. Subclasses provide `to_dict()`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @cached_property
+    def _json(self) -> dict[str, Any]:
+        return self.to_dict()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._json[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._json)
+
+    def __len__(self) -> int:
+        return len(self._json)
