@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-import yaml
 from rapidfuzz import fuzz
 
 from roleplay.analysis.phrases import normalise
 from roleplay.caller.scenario import FACT_IDS, Scenario
 from roleplay.core.errors import InputError
+from roleplay.core.files import language_file, read_yaml
 
 QUESTIONS_DIR = Path(__file__).with_name("questions")
 TONES = ("curt", "plain", "cooperative", "repeated", "unknown")
@@ -92,20 +92,13 @@ class Answer:
 
 
 def load_questions(language: str) -> QuestionList:
-    available = sorted(p.stem for p in QUESTIONS_DIR.glob("*.yaml"))
-    if language not in available:
-        raise InputError(f"no question list for language {language!r}; "
-                         f"available: {', '.join(available)}")
-    return read_questions(QUESTIONS_DIR / f"{language}.yaml")
+    return read_questions(language_file(QUESTIONS_DIR, language, what="question list"))
 
 
 @functools.cache
 def read_questions(path: Path) -> QuestionList:
     """Read and check one question list; a problem is an InputError naming the file and field."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path)
     if not isinstance(data, dict) or set(data) != {"language", "questions", "tones"}:
         raise InputError(f"{path}: expected exactly the fields language, questions, tones")
     if data["language"] != path.stem:

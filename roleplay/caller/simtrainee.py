@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-import yaml
-
 from roleplay.caller.scenario import Scenario
 from roleplay.core.errors import InputError
+from roleplay.core.files import language_file, read_yaml
 
 STYLES = ("good", "poor")
 LINES_DIR = Path(__file__).with_name("trainee_lines")
@@ -80,19 +79,12 @@ class TraineeLines:
 
 
 def load_trainee_lines(language: str) -> TraineeLines:
-    available = sorted(p.stem for p in LINES_DIR.glob("*.yaml"))
-    if language not in available:
-        raise InputError(f"no simulated-trainee lines for language {language!r}; "
-                         f"available: {', '.join(available)}")
-    return _load(LINES_DIR / f"{language}.yaml")
+    return _load(language_file(LINES_DIR, language, what="simulated-trainee lines"))
 
 
 @functools.cache
 def _load(path: Path) -> TraineeLines:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping with language, voice, good, poor, ...")
     for key in ("language", "voice", "name", "post", "calibration", "good", "poor", "questions"):

@@ -41,3 +41,25 @@ def replace_with(path: Path, write: Callable[[Path], None], *, suffix: str = "")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def language_file(folder: Path, language: str, *, what: str) -> Path:
+    """`folder/LANGUAGE.yaml` of a per-language data folder, or an InputError listing the languages."""
+    from roleplay.core.errors import InputError
+
+    available = sorted(p.stem for p in folder.glob("*.yaml"))
+    if language not in available:
+        raise InputError(f"no {what} for language {language!r}; available: {', '.join(available)}")
+    return folder / f"{language}.yaml"
+
+
+def read_yaml(path: Path) -> object:
+    """A YAML file's data; a syntax error is an InputError naming the file and its first line."""
+    import yaml
+
+    from roleplay.core.errors import InputError
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
