@@ -118,6 +118,7 @@ ROUTE_ACCESS: list[RouteCase] = [
     RouteCase("POST", "/settings/devices/test", "/settings/devices/test", (302, 400, 400, 400),
               {"input_device": "no-such-device-here"}),
     RouteCase("GET", "/static/{path}", "/static/style.css", (200, 200, 200, 200)),
+    RouteCase("GET", "/favicon.ico", "/favicon.ico", (301, 301, 301, 301)),
 ]
 
 

@@ -4,11 +4,11 @@ settings (language, password)."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from roleplay.history.accounts import LANGUAGES, AccountError
 from roleplay.web import trainee
-from roleplay.web.auth import SESSION_COOKIE, accounts, current_user, require
+from roleplay.web.auth import SESSION_COOKIE, accounts, current_user, public, require
 from roleplay.web.i18n import translator
 from roleplay.web.render import FormError, account_error, done_redirect, render
 
@@ -23,6 +23,12 @@ async def home(request: Request) -> Response:
 def _settings(request: Request, errors: list[FormError] | None = None) -> Response:
     return render(request, "settings.html", {"languages": LANGUAGES, "errors": errors or []},
                   status_code=400 if errors else 200)
+
+
+@public
+async def favicon(request: Request) -> Response:
+    """Browsers and bookmarks that ask for /favicon.ico get the page icon, not a 404 in the log."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 @require()

@@ -93,6 +93,7 @@ ROUTES: list[BaseRoute] = [
     Route("/call/{scenario_id}/browser", browser_call.browser_call_page, methods=["GET"]),
     Route("/call/{scenario_id}/browser/start", browser_call.start_browser_call, methods=["POST"]),
     WebSocketRoute("/call/browser/{job_id}/socket", browser_call.socket),
+    Route("/favicon.ico", account.favicon, methods=["GET"]),
     Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
 ]
 
