@@ -56,5 +56,5 @@ def caller_line_audio(line: CallerLine, voice: Any, anger: float, cache_dir: Pat
         from roleplay.caller.recordlines import recorded_line_audio
 
         return recorded_line_audio(line.audio_path, voice, anger)
-    return speak(line.text, voice=voice, prosody=voice.prosody_at(anger), gain_db=0.0,
+    return speak(line.text, voice=voice, prosody=voice.prosody_at(anger, text=line.text), gain_db=0.0,
                  cache_dir=cache_dir)

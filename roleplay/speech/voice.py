@@ -18,11 +18,18 @@ Voice profiles live in `voices/<id>.yaml`. Their schema:
       pitch: 40                  # espeak base pitch, 0..100 (Piper ignores it)
       volume: 0.55               # 0..1
       pause_scale: 1.3           # multiplies the pauses at punctuation, 0.2..3
+      pitch_range: 25            # optional, espeak pitch range 0..100 (50 = espeak's own)
     anger_effect:                # added per unit of anger (anger runs 0 = calm .. 10 = furious)
       rate_wpm_per_anger: 9      # >= 0: angrier is faster
       pitch_per_anger: 3         # >= 0: angrier is higher
       volume_per_anger: 0.045    # >= 0: angrier is louder
       pause_scale_per_anger: -0.09   # <= 0: angrier leaves shorter pauses
+      pitch_range_per_anger: 7.5 # optional, >= 0: angrier swings the pitch wider (default 4)
+      shout_gain_db: 6           # optional, 0..12: a shouted line is this much louder (default 6)
+
+Shouting: a line with an exclamation mark spoken at anger SHOUT_FROM_ANGER or more is shouted: its
+samples are raised by shout_gain_db after synthesis (any engine), through a soft limiter so the
+peaks do not clip. Pitch range is espeak's own (in-text command R); Piper ignores it.
 
 Pauses: the engine speaks the whole text in one go (so the intonation stays natural); afterwards
 every silence of `PAUSE_MIN_MS` or more inside the utterance (espeak and Piper put them at
@@ -75,6 +82,10 @@ ANGER_MIN = 0.0
 ANGER_MAX = 10.0
 RATE_WPM_RANGE = (80.0, 450.0)  # espeak-ng's usable range
 PITCH_RANGE = (0.0, 100.0)
+PITCH_SPREAD_RANGE = (0.0, 100.0)  # espeak's pitch range command, 50 its default
+GAIN_DB_RANGE = (0.0, 12.0)
+SHOUT_FROM_ANGER = 7.0
+LIMIT_PEAK = 0.97  # the soft limiter's ceiling for gained (shouted) lines
 VOLUME_RANGE = (0.0, 1.0)
 PAUSE_SCALE_RANGE = (0.2, 3.0)
 
@@ -111,6 +122,8 @@ class Prosody:
     pitch: float  # espeak base pitch 0..100
     volume: float  # 0..1
     pause_scale: float  # multiplies the pauses at punctuation
+    pitch_range: float = 50.0  # espeak pitch range 0..100 (50 = espeak's default swing)
+    gain_db: float = 0.0  # raised after synthesis: shouted lines
 
     def __post_init__(self) -> None:
         for name, (low, high) in _PROSODY_RANGES.items():
@@ -125,6 +138,8 @@ _PROSODY_RANGES = {
     "pitch": PITCH_RANGE,
     "volume": VOLUME_RANGE,
     "pause_scale": PAUSE_SCALE_RANGE,
+    "pitch_range": PITCH_SPREAD_RANGE,
+    "gain_db": GAIN_DB_RANGE,
 }
 
 
@@ -136,6 +151,8 @@ class AngerEffect:
     pitch_per_anger: float
     volume_per_anger: float
     pause_scale_per_anger: float
+    pitch_range_per_anger: float = 4.0
+    shout_gain_db: float = 6.0
 
 
 @dataclass(frozen=True)
@@ -151,10 +168,11 @@ class VoiceProfile:
     piper_model: str | None = None  # absolute path or pkg:<package>/<path>
     source: Path | None = None  # the file it came from
 
-    def prosody_at(self, anger: float) -> Prosody:
+    def prosody_at(self, anger: float, *, text: str | None = None) -> Prosody:
         """The prosody at this anger; anger is clamped to 0..10 and each value to its range.
 
-        Linear in anger with signs checked at load time, then clamped: so it is monotonic.
+        Linear in anger with signs checked at load time, then clamped: so it is monotonic. With
+        the text, a shouted line (see `is_shouted`) also gets the profile's shout gain.
         """
         if not isinstance(anger, (int, float)) or math.isnan(anger):
             raise InputError(f"anger: expected a number from 0 to 10, got {anger!r}")
@@ -165,7 +183,14 @@ class VoiceProfile:
             pitch=_clamp(b.pitch + a * e.pitch_per_anger, PITCH_RANGE),
             volume=_clamp(b.volume + a * e.volume_per_anger, VOLUME_RANGE),
             pause_scale=_clamp(b.pause_scale + a * e.pause_scale_per_anger, PAUSE_SCALE_RANGE),
+            pitch_range=_clamp(b.pitch_range + a * e.pitch_range_per_anger, PITCH_SPREAD_RANGE),
+            gain_db=e.shout_gain_db if text is not None and is_shouted(text, a) else 0.0,
         )
+
+
+def is_shouted(text: str, anger: float) -> bool:
+    """An exclamation at high anger is shouted; a calm "Goedemiddag!" is not."""
+    return anger >= SHOUT_FROM_ANGER and "!" in text
 
 
 def _clamp(value: float, bounds: tuple[float, float]) -> float:
@@ -277,10 +302,15 @@ def _check_keys(path: Path, where: str, data: dict[str, Any], names: tuple[str, 
                          f"{', '.join(names)}")
 
 
+_OPTIONAL_BASE = {"pitch_range": 50.0}  # profiles written before pitch range keep espeak's swing
+
+
 def _load_prosody(path: Path, data: dict[str, Any]) -> Prosody:
-    names = tuple(_PROSODY_RANGES)
+    names = ("rate_wpm", "pitch", "volume", "pause_scale", *_OPTIONAL_BASE)
     _check_keys(path, "base", data, names)
-    return Prosody(**{n: _number(path, "base", data, n, *_PROSODY_RANGES[n]) for n in names})
+    values = {n: _number(path, "base", {**_OPTIONAL_BASE, **data}, n, *_PROSODY_RANGES[n])
+              for n in names}
+    return Prosody(**values)
 
 
 # Signs force the documented direction (angrier = faster, higher, louder, shorter pauses).
@@ -289,13 +319,17 @@ _ANGER_EFFECT_RANGES = {
     "pitch_per_anger": (0.0, 10.0),
     "volume_per_anger": (0.0, 0.1),
     "pause_scale_per_anger": (-0.3, 0.0),
+    "pitch_range_per_anger": (0.0, 10.0),
+    "shout_gain_db": GAIN_DB_RANGE,
 }
+_OPTIONAL_ANGER_EFFECT = {"pitch_range_per_anger": 4.0, "shout_gain_db": 6.0}
 
 
 def _load_anger_effect(path: Path, data: dict[str, Any]) -> AngerEffect:
     names = tuple(_ANGER_EFFECT_RANGES)
     _check_keys(path, "anger_effect", data, names)
-    return AngerEffect(**{n: _number(path, "anger_effect", data, n, *_ANGER_EFFECT_RANGES[n])
+    given = {**_OPTIONAL_ANGER_EFFECT, **data}
+    return AngerEffect(**{n: _number(path, "anger_effect", given, n, *_ANGER_EFFECT_RANGES[n])
                           for n in names})
 
 
@@ -501,7 +535,7 @@ class Pyttsx3Synthesizer:
             reply = worker.request({
                 "text": plain_text(text), "voice": self.engine_voice, "language": self.language,
                 "rate_wpm": prosody.rate_wpm, "pitch": prosody.pitch, "volume": prosody.volume,
-                "path": str(wav),
+                "pitch_range": prosody.pitch_range, "path": str(wav),
             }, timeout_s=self.timeout_s)
             if not reply.get("ok"):
                 error_type = InputError if reply.get("kind") == "input" else RoleplayError
@@ -603,8 +637,8 @@ def synthesize(text: str, *, voice: VoiceProfile | str, anger: float = 0.0,
     package version; an unreadable entry is ignored and rewritten.
     """
     profile = voice if isinstance(voice, VoiceProfile) else load_voice(voice)
-    chosen = prosody if prosody is not None else profile.prosody_at(anger)
     clean = plain_text(text)
+    chosen = prosody if prosody is not None else profile.prosody_at(anger, text=clean)
     synth, engine_key = synthesizer_for(profile)
     cache_file = None
     if cache_dir is not None:
@@ -614,12 +648,26 @@ def synthesize(text: str, *, voice: VoiceProfile | str, anger: float = 0.0,
         if cached is not None:
             return cached
     try:
-        audio = synth.synthesize(clean, chosen)
+        audio = louder(synth.synthesize(clean, chosen), gain_db=chosen.gain_db)
     except InputError as exc:
         raise InputError(f"voice {profile.id}: {exc}") from None
     if cache_file is not None:
         _write_cache(cache_file, audio)
     return audio
+
+
+def louder(audio: Audio, *, gain_db: float) -> Audio:
+    """Raise the level by gain_db; peaks above LIMIT_PEAK are bent under it (tanh), not clipped."""
+    if gain_db <= 0:
+        return audio
+    x = audio.samples * np.float32(10 ** (gain_db / 20))
+    over = np.abs(x) > LIMIT_PEAK * 0.8
+    if over.any():  # a soft knee from 0.8 of the ceiling: the body of the speech keeps its gain
+        knee = LIMIT_PEAK * 0.8
+        room = LIMIT_PEAK - knee
+        bent = np.sign(x[over]) * (knee + room * np.tanh((np.abs(x[over]) - knee) / room))
+        x[over] = bent
+    return Audio(np.ascontiguousarray(x, dtype=np.float32), audio.rate_hz)
 
 
 def _read_cache(path: Path) -> Audio | None:
@@ -700,11 +748,15 @@ def _espeak_embedded_prosody(request: dict[str, Any]) -> str:
     Why not setProperty: pyttsx3 runs espeak-ng asynchronously, and a rate, pitch or volume set
     between utterances raced with espeak's own thread (measured: the rate often stayed at the
     previous value). Commands inside the text apply exactly to that text.
+    Every command is sent every time: espeak keeps a value (measured for the pitch range R) into
+    the next utterance. Emphasis (F) was tried and left out: level 2 made the voice quieter and
+    level 3 slower, so neither reads as anger.
     """
     rate_wpm = int(round(request["rate_wpm"]))
     pitch = int(round(request["pitch"]))
     amplitude = int(round(request["volume"] * 100))  # pyttsx3 maps volume 1.0 to espeak's 100
-    return f"\x01{rate_wpm}S\x01{pitch}P\x01{amplitude}A "
+    pitch_range = int(round(request.get("pitch_range", 50)))
+    return f"\x01{rate_wpm}S\x01{pitch}P\x01{amplitude}A\x01{pitch_range}R "
 
 
 def _espeak_variants() -> set[str]:
