@@ -33,6 +33,10 @@ CLIMB_ST = 1.5
 VENT_SHARE_PCT = 60  # the caller's share of talk time while venting
 VENT_CALLER_TURNS = 3
 SILENCE_S = 0.8  # "about a second" of silence after the caller
+# the guide: a rate needs about 40 syllables or 9 s of speech; fewer trusted syllables after the
+# baseline (turns with `rate_excluded` do not count) and no rate verdict is given
+RATE_MIN_SYLLABLES = 40
+RATE_MIN_SPEECH_S = 9.0
 
 P, F, NE, NA = "pass", "fail", "no-evidence", "not-applicable"
 # Every reason a rule can give, per advice item: the verdict it stands for and the figures it
@@ -45,6 +49,8 @@ REASON_CODES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     },
     "stay-calm": {
         "voice-steady": (P, ("loudness_change_db", "rate_change_pct", "pitch_change_st")),
+        "voice-steady-pace-not-judged": (P, ("loudness_change_db", "pitch_change_st", "syllables",
+                                             "excluded_turns", "needed_syllables")),
         "loudness-climbed": (F, ("loudness_change_db", "limit_db")),
         "rate-climbed": (F, ("rate_change_pct", "limit_pct")),
         "pitch-climbed": (F, ("pitch_change_st", "limit_st")),
@@ -58,6 +64,7 @@ REASON_CODES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "rate-went-up": (F, ("rate_change_pct", "limit_pct")),
         "loudness-went-up": (F, ("loudness_change_db", "limit_db")),
         "not-slower-or-softer": (F, ("rate_change_pct", "loudness_change_db", "target_pct", "target_db")),
+        "too-few-syllables": (NE, ("syllables", "excluded_turns", "needed_syllables")),
         "no-baseline": (NE, ()),
         "no-turns-after-baseline": (NE, ()),
         "no-voice-measures": (NE, ()),
@@ -203,10 +210,35 @@ def _climbed(t: Turn) -> bool:
             or (t.pitch_vs_baseline_st or 0) >= CLIMB_ST)
 
 
+@dataclass(frozen=True)
+class RateEvidence:
+    """What a rate verdict after the baseline would rest on: the trusted syllables and speaking time
+    of the turns with a rate, and the turns left out because neither syllable count was trusted."""
+
+    syllables: int
+    speech_s: float
+    excluded_turns: tuple[int, ...]
+
+    @property
+    def enough(self) -> bool:
+        return self.syllables >= RATE_MIN_SYLLABLES or self.speech_s >= RATE_MIN_SPEECH_S
+
+    def figures(self) -> dict[str, Any]:
+        return {"syllables": self.syllables, "excluded_turns": len(self.excluded_turns),
+                "needed_syllables": RATE_MIN_SYLLABLES}
+
+
+def rate_evidence(later: tuple[Turn, ...]) -> RateEvidence:
+    rated = [t for t in later if t.rate_vs_baseline_pct is not None]
+    return RateEvidence(sum(t.syllables for t in rated), round(sum(t.duration_s - t.pause_total_s for t in rated), 2),
+                        tuple(t.index for t in later if t.rate_excluded is not None))
+
+
 def _voice(later: tuple[Turn, ...]) -> tuple[float | None, float | None, float | None]:
-    """Median loudness (dB), rate (%) and pitch (semitones) against the baseline."""
-    return (_median([t.loudness_vs_baseline_db for t in later]), _median([t.rate_vs_baseline_pct for t in later]),
-            _median([t.pitch_vs_baseline_st for t in later]))
+    """Median loudness (dB), rate (%) and pitch (semitones) against the baseline; no rate when too
+    few trusted syllables back it."""
+    rate = _median([t.rate_vs_baseline_pct for t in later]) if rate_evidence(later).enough else None
+    return _median([t.loudness_vs_baseline_db for t in later]), rate, _median([t.pitch_vs_baseline_st for t in later])
 
 
 def _stay_calm(a: Analysis) -> Outcome:
@@ -219,8 +251,10 @@ def _stay_calm(a: Analysis) -> Outcome:
     if loud is None and rate is None and pitch is None:
         return _only(item, "no-voice-measures")
     climbed = [t.index for t in later if _climbed(t)]
+    evidence = rate_evidence(later)
     figures = {"loudness_change_db": loud, "rate_change_pct": rate, "pitch_change_st": pitch, "climbed_turns": climbed,
-               "thresholds": {"db": CLIMB_DB, "pct": CLIMB_PCT, "st": CLIMB_ST}}
+               "rate_syllables": evidence.syllables, "rate_excluded_turns": list(evidence.excluded_turns),
+               "thresholds": {"db": CLIMB_DB, "pct": CLIMB_PCT, "st": CLIMB_ST, "syllables": RATE_MIN_SYLLABLES}}
     why = []
     if loud is not None and loud >= CLIMB_DB:
         why.append(reason(item, "loudness-climbed", loudness_change_db=loud, limit_db=CLIMB_DB))
@@ -228,9 +262,12 @@ def _stay_calm(a: Analysis) -> Outcome:
         why.append(reason(item, "rate-climbed", rate_change_pct=rate, limit_pct=CLIMB_PCT))
     if pitch is not None and pitch >= CLIMB_ST:
         why.append(reason(item, "pitch-climbed", pitch_change_st=pitch, limit_st=CLIMB_ST))
+    if not why and rate is None:  # a pass on loudness and pitch that says the pace was not judged
+        why.append(reason(item, "voice-steady-pace-not-judged", loudness_change_db=loud, pitch_change_st=pitch,
+                          **evidence.figures()))
     if not why:
         why.append(reason(item, "voice-steady", loudness_change_db=loud, rate_change_pct=rate, pitch_change_st=pitch))
-    turns = climbed if why[0].code != "voice-steady" else [t.index for t in later]
+    turns = climbed if not why[0].code.startswith("voice-steady") else [t.index for t in later]
     return figures, tuple(turns), why
 
 
@@ -246,10 +283,12 @@ def _slower_softer(a: Analysis) -> Outcome:
     if rate is None and loud is None:
         return _only(item, "no-voice-measures")
     caller_rate = _median([t.articulation_rate_syll_s for t in a.turns_of("caller")])
+    evidence = rate_evidence(later)
     figures = {"rate_change_pct": rate, "loudness_change_db": loud,
                "trainee_rate_syll_s": _median([t.articulation_rate_syll_s for t in later]),
                "caller_rate_syll_s": caller_rate, "baseline_source": a.baseline.source,
-               "thresholds": {"slower_pct": SLOWER_PCT, "softer_db": SOFTER_DB}}
+               "rate_syllables": evidence.syllables, "rate_excluded_turns": list(evidence.excluded_turns),
+               "thresholds": {"slower_pct": SLOWER_PCT, "softer_db": SOFTER_DB, "syllables": RATE_MIN_SYLLABLES}}
     why = []  # going up in either undoes the other: the caller hears a faster or louder voice
     if rate is not None and rate > -SLOWER_PCT:
         why.append(reason(item, "rate-went-up", rate_change_pct=rate, limit_pct=-SLOWER_PCT))
@@ -257,6 +296,8 @@ def _slower_softer(a: Analysis) -> Outcome:
         why.append(reason(item, "loudness-went-up", loudness_change_db=loud, limit_db=-SOFTER_DB))
     slower = rate is not None and rate <= SLOWER_PCT
     softer = loud is not None and loud <= SOFTER_DB
+    if not why and not softer and rate is None:  # it may have been slower: too few syllables to tell
+        why.append(reason(item, "too-few-syllables", **evidence.figures()))
     if not why and not (slower or softer):
         why.append(reason(item, "not-slower-or-softer", rate_change_pct=rate, loudness_change_db=loud,
                           target_pct=SLOWER_PCT, target_db=SOFTER_DB))

@@ -44,6 +44,10 @@ class TimingSettings:
     min_coverage: float = 0.7  # below this the recognizer dropped words: the transcript undercounts
     # an acoustic count giving an articulation rate outside this band is not trusted either
     acoustic_rate_band_syll_s: tuple[float, float] = (2.0, 8.0)
+    # in a turn shorter than this one syllable is 13 to 33 % of its rate: when the two counts
+    # disagree there, the recognizer misheard the words or the nuclei count missed one, and
+    # neither can be told right (the guide: a rate needs about 40 syllables)
+    min_rate_syllables: int = 8
 
 
 @dataclass(frozen=True)
@@ -254,9 +258,10 @@ def _word_coverage(words: tuple[Word, ...], start_s: float, end_s: float, speaki
 
 def _choose_syllables(words: tuple[Word, ...], n_text: int, n_acoustic: int, coverage: float | None,
                       speaking_s: float, settings: TimingSettings) -> _Syllables:
-    """Which count the rates rest on. The transcript, unless the recognizer dropped words (low
-    coverage, and the acoustic count finds more syllables) or it is doubtful and disagrees with the
-    acoustic count; then the acoustic count, if its rate is humanly plausible; else neither."""
+    """Which count the rates rest on. Neither in a short turn whose counts disagree. Else the
+    transcript, unless the recognizer dropped words (low coverage, and the acoustic count finds more
+    syllables) or it is doubtful and disagrees with the acoustic count; then the acoustic count, if
+    its rate is humanly plausible; else neither."""
     low, high = settings.acoustic_rate_band_syll_s
     acoustic_ok = low <= n_acoustic / max(speaking_s, 1e-3) <= high
     dropped = coverage is not None and coverage < settings.min_coverage and n_acoustic > n_text
@@ -265,6 +270,10 @@ def _choose_syllables(words: tuple[Word, ...], n_text: int, n_acoustic: int, cov
     # a confident transcript that covers the speech beats the acoustic count (which misses
     # syllables in fast speech)
     doubtful = disagree and probability < settings.min_word_probability
+    if max(n_text, n_acoustic) < settings.min_rate_syllables and n_text != n_acoustic:
+        return _Syllables(n_text, "transcript", coverage,
+                          f"a short turn whose counts disagree (transcript {n_text}, acoustic {n_acoustic} "
+                          f"syllables; under {settings.min_rate_syllables} one syllable is too much of the rate)")
     if not (dropped or doubtful):
         return _Syllables(n_text, "transcript", coverage, None)
     if acoustic_ok:

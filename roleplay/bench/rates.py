@@ -29,10 +29,15 @@ class RateCase:
     t_s: float
     script_syllables: int
     measured_syllables: int
+    transcript_syllables: int
+    acoustic_syllables: int
+    probability: float  # mean word probability of the turn's transcript
     source: str  # the turn's syllable_source
     coverage: float | None
     excluded: str | None  # why the turn is left out of rate verdicts, if it is
-    error_pct: float  # articulation rate, measured against truth
+    # articulation rate from the turn's `syllables`, against truth; for a left-out turn, the rate
+    # the report would have used without the trust rule
+    error_pct: float
     before_pct: float  # the same with the rule before coverage (acoustic only when doubtful too)
     text: str
     heard: str
@@ -70,11 +75,13 @@ def score_demo(call_dir: Path, analysis: Any, label: str) -> tuple[list[RateCase
         if turn is None or overlap(turn) <= 0 or others or truth is None:
             unscored += 1
             continue
-        measured = turn.articulation_rate_syll_s
-        error = 100.0 * ((measured or 0.0) / truth - 1.0)
+        speaking_s = max(turn.duration_s - turn.pause_total_s, 1e-3)
+        error = 100.0 * (turn.syllables / speaking_s / truth - 1.0)
         before = 100.0 * (_before_rate(turn) / truth - 1.0)
+        probability = statistics.fmean(w.probability for w in turn.words) if turn.words else 0.0
         cases.append(RateCase(label, round(e.t_s, 2), count_syllables(e.text or "", language=analysis.language),
-                              turn.syllables, turn.syllable_source, turn.coverage, turn.rate_excluded,
+                              turn.syllables, turn.syllables_transcript, turn.syllables_acoustic, probability,
+                              turn.syllable_source, turn.coverage, turn.rate_excluded,
                               error, before, e.text or "", turn.text))
     return cases, unscored
 
@@ -93,14 +100,28 @@ def _percentile(xs: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def lost_rate_verdicts(analysis: Any) -> tuple[bool, bool]:
+    """Whether the call's rate verdicts (slower-softer, stay-calm) went without the pace for too few
+    trusted syllables, and whether left-out turns were among its turns after the baseline (the
+    call lost its rate verdict because of the trust rule)."""
+    from roleplay.analysis.assessment import assess
+
+    results = {r.id: r for r in assess(analysis) if r.id in ("slower-softer", "stay-calm")}
+    codes = {c.code for r in results.values() for c in r.reasons}
+    unjudged = bool(codes & {"too-few-syllables", "voice-steady-pace-not-judged"})
+    excluded = any(r.figures.get("rate_excluded_turns") for r in results.values())
+    return unjudged, unjudged and excluded
+
+
 def summarise(cases: list[RateCase]) -> dict[str, str]:
-    """Distribution of |error| over the turns whose rate goes into verdicts, and how many were
-    left out; the left-out turns' errors are printed too (they are what the report no longer says)."""
+    """Distribution of |error| over all scripted turns (what the turns' counts say) and over the
+    turns whose rate goes into verdicts, and how many were left out."""
     kept = [abs(c.error_pct) for c in cases if c.excluded is None]
+    every = [abs(c.error_pct) for c in cases]
     before = [abs(c.before_pct) for c in cases]
     out = {"turns": str(len(cases)), "in_verdicts": str(len(kept)),
            "excluded": str(len(cases) - len(kept))}
-    for name, errs in (("", kept), ("before_", before)):
+    for name, errs in (("all_", every), ("", kept), ("before_", before)):
         if errs:
             out |= {f"{name}median_err_pct": f"{statistics.median(errs):.1f}",
                     f"{name}p90_err_pct": f"{_percentile(errs, 0.9):.1f}",
@@ -110,12 +131,31 @@ def summarise(cases: list[RateCase]) -> dict[str, str]:
 
 
 def _print_cases(cases: list[RateCase]) -> None:
-    print("  call                          t_s   syl script/meas  source      cover  err %  before  left out / heard")
+    print("  call                          t_s   syl script/meas (text/acou)  p     source      cover  err %  before"
+          "  heard / left out")
     for c in cases:
-        flag = " !" if abs(c.error_pct) > OFF_PCT and c.excluded is None else "  "
+        flag = " !" if abs(c.error_pct) > OFF_PCT and c.excluded is None else " x" if c.excluded else "  "
         cover = f"{c.coverage:.2f}" if c.coverage is not None else "  - "
-        print(f"{flag}{c.call:28s} {c.t_s:6.1f}  {c.script_syllables:3d}/{c.measured_syllables:3d}  "
-              f"{c.source:10s}  {cover}  {c.error_pct:+6.1f}  {c.before_pct:+6.1f}  {c.excluded or ''} {c.heard!r}")
+        print(f"{flag}{c.call:28s} {c.t_s:6.1f}  {c.script_syllables:3d}/{c.measured_syllables:3d} "
+              f"({c.transcript_syllables:3d}/{c.acoustic_syllables:3d})  {c.probability:.2f}  {c.source:10s}  "
+              f"{cover}  {c.error_pct:+6.1f}  {c.before_pct:+6.1f}  {c.heard!r} {c.excluded or ''}")
+
+
+def _print_summary(f: dict[str, str]) -> None:
+    def dist(prefix: str) -> str:
+        return (f"median {f.get(prefix + 'median_err_pct', '-')} %, "
+                f"90th percentile {f.get(prefix + 'p90_err_pct', '-')} %, max {f.get(prefix + 'max_err_pct', '-')} %, "
+                f"{f.get(prefix + 'over_20pct', '-')} over {OFF_PCT:.0f} %")
+
+    print(f"\n{f['turns']} scripted trainee turns scored ({f['unscored']} merged or not found). Articulation rate "
+          f"|error| vs script:\n  over all scored turns:            {dist('all_')}\n"
+          f"  over the {f['in_verdicts']} turns in rate verdicts: {dist('')}\n"
+          f"  {f['excluded']} turns left out of rate verdicts (rate_excluded)\n"
+          f"  the rule before coverage, all turns: {dist('before_')}\n"
+          f"{f['calls']} calls: {f['calls_pace_unjudged']} without a pace in slower-softer/stay-calm (too few trusted "
+          f"syllables after the baseline), {f['calls_lost_by_exclusion']} of them with left-out turns after the "
+          "baseline")
+    print(" ".join(f"{k}={v}" for k, v in f.items()))
 
 
 def run_rates_bench(*, model: str | None, seeds: tuple[int, ...] = DEFAULT_SEEDS,
@@ -138,7 +178,7 @@ def run_rates_bench(*, model: str | None, seeds: tuple[int, ...] = DEFAULT_SEEDS
     print(f"demo calls: {len(scenarios)} scenarios x {STYLES} x seeds {seeds}, "
           f"at most {max_caller_lines} caller lines each")
     cases: list[RateCase] = []
-    unscored = 0
+    unscored = unjudged = lost = 0
     with tempfile.TemporaryDirectory(prefix="roleplay-rates-") as tmp:
         for sid in scenarios:
             for style in STYLES:
@@ -153,13 +193,11 @@ def run_rates_bench(*, model: str | None, seeds: tuple[int, ...] = DEFAULT_SEEDS
                     found, missed = score_demo(call.directory, analysis, f"{sid}/{style}/{seed}")
                     cases += found
                     unscored += missed
+                    no_pace, by_exclusion = lost_rate_verdicts(analysis)
+                    unjudged, lost = unjudged + no_pace, lost + by_exclusion
     _print_cases(cases)
-    figures = summarise(cases) | {"unscored": str(unscored), "run_s": f"{time.perf_counter() - started:.0f}"}
-    print(f"\n{len(cases)} scripted trainee turns scored ({unscored} merged or not found); articulation rate "
-          f"|error| over the turns in rate verdicts: median {figures.get('median_err_pct', '-')} %, "
-          f"90th percentile {figures.get('p90_err_pct', '-')} %, max {figures.get('max_err_pct', '-')} %, "
-          f"{figures.get('over_20pct', '-')} over {OFF_PCT:.0f} %; {figures['excluded']} left out. Before "
-          f"(same turns, the old rule): median {figures.get('before_median_err_pct', '-')} %, max "
-          f"{figures.get('before_max_err_pct', '-')} %, {figures.get('before_over_20pct', '-')} over {OFF_PCT:.0f} %")
-    print(" ".join(f"{k}={v}" for k, v in figures.items()))
+    calls = len(scenarios) * len(STYLES) * len(seeds)
+    figures = summarise(cases) | {"unscored": str(unscored), "calls": str(calls), "calls_pace_unjudged": str(unjudged),
+                                  "calls_lost_by_exclusion": str(lost), "run_s": f"{time.perf_counter() - started:.0f}"}
+    _print_summary(figures)
     return 0

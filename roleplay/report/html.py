@@ -270,6 +270,15 @@ def _advice_cards(data: dict[str, Any], p: _Page) -> str:
     return "".join(_advice_card(r, p) for r in in_order)
 
 
+def _rate_note(tu: dict[str, Any], lab: dict[str, str]) -> str:
+    """A title on a rate cell that rests on the acoustic count or was left out of the rate verdicts."""
+    if tu.get("rate_excluded"):
+        return f' title="{_esc(lab["rate_excluded"])}"'
+    if tu.get("syllable_source") == "acoustic" and tu.get("articulation_rate_syll_s") is not None:
+        return f' title="{_esc(lab["rate_acoustic"])}"'
+    return ""
+
+
 def _turn_row(tu: dict[str, Any], p: _Page, data: dict[str, Any]) -> str:
     e, lab, language, categories = _esc, p.lab, p.language, p.t["categories"]
     trainee = tu["speaker"] == "trainee"
@@ -288,7 +297,8 @@ def _turn_row(tu: dict[str, Any], p: _Page, data: dict[str, Any]) -> str:
         f"<td>{e(lab['you'] if trainee else lab['caller'])}</td>"
         f'<td class="num">{fmt_num(tu["start_s"], 1, language)}</td>'
         f'<td class="num">{fmt_num(tu["end_s"] - tu["start_s"], 1, language)}</td>'
-        f'<td class="num">{fmt_num(tu.get("articulation_rate_syll_s"), 1, language)}</td>'
+        f'<td class="num"{_rate_note(tu, lab)}>{fmt_num(tu.get("articulation_rate_syll_s"), 1, language)}'
+        f"{'*' if _rate_note(tu, lab) else ''}</td>"
         f'<td class="num">{rel("rate_vs_baseline_pct", 0, "%")}</td>'
         f'<td class="num">{rel("loudness_vs_baseline_db", 1, "dB")}</td>'
         f'<td class="num">{rel("pitch_vs_baseline_st", 1, "st")}</td>'
