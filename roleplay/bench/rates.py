@@ -130,15 +130,19 @@ def summarise(cases: list[RateCase]) -> dict[str, str]:
     return out
 
 
-def _print_cases(cases: list[RateCase]) -> None:
+def _print_header() -> None:
     print("  call                          t_s   syl script/meas (text/acou)  p     source      cover  err %  before"
-          "  heard / left out")
+          "  heard / left out", flush=True)
+
+
+def _print_cases(cases: list[RateCase]) -> None:
+    """One line per case, printed as each call is scored (a long run shows its turns as it goes)."""
     for c in cases:
         flag = " !" if abs(c.error_pct) > OFF_PCT and c.excluded is None else " x" if c.excluded else "  "
         cover = f"{c.coverage:.2f}" if c.coverage is not None else "  - "
         print(f"{flag}{c.call:28s} {c.t_s:6.1f}  {c.script_syllables:3d}/{c.measured_syllables:3d} "
               f"({c.transcript_syllables:3d}/{c.acoustic_syllables:3d})  {c.probability:.2f}  {c.source:10s}  "
-              f"{cover}  {c.error_pct:+6.1f}  {c.before_pct:+6.1f}  {c.heard!r} {c.excluded or ''}")
+              f"{cover}  {c.error_pct:+6.1f}  {c.before_pct:+6.1f}  {c.heard!r} {c.excluded or ''}", flush=True)
 
 
 def _print_summary(f: dict[str, str]) -> None:
@@ -179,6 +183,7 @@ def run_rates_bench(*, model: str | None, seeds: tuple[int, ...] = DEFAULT_SEEDS
           f"at most {max_caller_lines} caller lines each")
     cases: list[RateCase] = []
     unscored = unjudged = lost = 0
+    _print_header()
     with tempfile.TemporaryDirectory(prefix="roleplay-rates-") as tmp:
         for sid in scenarios:
             for style in STYLES:
@@ -191,11 +196,11 @@ def run_rates_bench(*, model: str | None, seeds: tuple[int, ...] = DEFAULT_SEEDS
                     analysis = analyse_audio(caller=rec.caller, trainee=rec.trainee, language=call.language,
                                              transcriber=transcriber, calibration=rec.calibration)
                     found, missed = score_demo(call.directory, analysis, f"{sid}/{style}/{seed}")
+                    _print_cases(found)
                     cases += found
                     unscored += missed
                     no_pace, by_exclusion = lost_rate_verdicts(analysis)
                     unjudged, lost = unjudged + no_pace, lost + by_exclusion
-    _print_cases(cases)
     calls = len(scenarios) * len(STYLES) * len(seeds)
     figures = summarise(cases) | {"unscored": str(unscored), "calls": str(calls), "calls_pace_unjudged": str(unjudged),
                                   "calls_lost_by_exclusion": str(lost), "run_s": f"{time.perf_counter() - started:.0f}"}
