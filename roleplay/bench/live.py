@@ -3,18 +3,24 @@
 The scripted trainee plays espeak-ng replies into the virtual microphone at chosen moments,
 relative to the caller's lines as they appear in the call's event log: `after` a line ended
 (a silence first) or `interrupt` so many seconds after a line began.
+
+`roleplay bench latency` runs the same scripted call twice per seed, alternating the end-of-turn
+rules in the same conditions: "fixed" (0.7 s of silence, as before) and "cues" (the words and
+pitch of the turn, `turntaking.end_of_turn_wait`), and prints the reply delays and the premature
+caller starts of each.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import re
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,32 +33,42 @@ BENCH_SCENARIO = "nl-visite-derde-keer"
 CALIBRATION_TEXT = ("Goedenavond, u spreekt met de huisartsenpost. Ik lees deze zin rustig voor, op "
                     "mijn gewone toon, zodat het programma mijn stem leert kennen.")
 GREETING = "Huisartsenpost, goedenavond, u spreekt met Anna."
+# Turns that pause: mid-sentence after "maar", "want", "dus", "en" (the comma makes espeak's
+# pitch stay up, as a speaker's does who is not done), 0.5 to 0.9 s, and once between two
+# sentences (0.5 s), where a listener may well take the turn: the cost of ending turns sooner.
 BENCH_REPLIES = (
     ("Ik begrijp dat u ongerust bent.", "after", 0.8),
-    ("Dat is heel vervelend voor u, vertelt u maar.", "after", 0.5),
+    ("Dat is heel vervelend voor u, maar, |0.6| vertelt u maar.", "after", 0.5),
     ("Ik hoor hoe bezorgd u bent over uw man.", "after", 1.0),
-    ("Ik stuur nu een dokter naar u toe, binnen een uur is hij er.", "after", 0.6),
-    ("Wat ik wel kan doen is de dokter nu bellen.", "after", 0.7),
+    ("Wat is de geboortedatum van uw man?", "after", 0.6),
+    ("Ik stuur nu een dokter naar u toe, want, |0.9| hij moet echt even naar hem kijken.", "after", 0.6),
     ("Ik blijf bij u aan de lijn.", "after", 0.5),
-    ("U heeft gelijk dat het lang duurt.", "after", 0.8),
-    ("De dokter weet ervan, hij komt zo snel mogelijk.", "after", 0.6),
+    ("U heeft gelijk dat het lang duurt. | Dat spijt me.", "after", 0.8),
+    ("De dokter weet ervan, dus, |0.8| hij komt zo snel mogelijk.", "after", 0.6),
+    ("Wat ik wel kan doen is de dokter nu bellen.", "after", 0.7),
+    ("Ik heb het adres, en, | de dokter rijdt nu weg.", "after", 0.6),
 )
+RULES = ("fixed", "cues")  # the end-of-turn rules compared: before, after
 
 
 PAUSE_S = 0.5  # longer than the VAD's shortest gap (0.3 s), shorter than the end of a turn (0.7 s)
+_PAUSE = re.compile(r" \|(\d+(?:\.\d+)?)?\| | \| ")
 
 
 @functools.lru_cache(maxsize=128)
 def espeak(text: str, *, voice: str = "nl", speed_wpm: int = 150) -> Audio:
     """`text` spoken by espeak-ng at 16 kHz, silence trimmed (the scripted trainee's voice).
-    " | " in `text` is a pause of PAUSE_S: the trainee goes on after it in the same turn."""
+    " | " in `text` is a pause of PAUSE_S, " |0.8| " one of 0.8 s: the trainee goes on after it
+    in the same turn."""
     import soundfile
 
-    if " | " in text:
-        gap = np.zeros(int(PAUSE_S * RATE_HZ), np.float32)
-        parts = [espeak(part, voice=voice, speed_wpm=speed_wpm).samples for part in text.split(" | ")]
-        joined = [x for part in parts for x in (part, gap)][:-1]
-        return Audio(np.concatenate(joined), RATE_HZ)
+    pieces = _PAUSE.split(text)  # text, pause, text, ...
+    if len(pieces) > 1:
+        out = [espeak(pieces[0], voice=voice, speed_wpm=speed_wpm).samples]
+        for pause, part in zip(pieces[1::2], pieces[2::2], strict=True):
+            out.append(np.zeros(int(float(pause or PAUSE_S) * RATE_HZ), np.float32))
+            out.append(espeak(part, voice=voice, speed_wpm=speed_wpm).samples)
+        return Audio(np.concatenate(out), RATE_HZ)
 
     if shutil.which("espeak-ng") is None:
         raise RoleplayError("the scripted trainee needs espeak-ng (Debian: apt-get install espeak-ng)")
@@ -129,39 +145,79 @@ def prepare_trainee(name: str) -> Path:
     return path
 
 
-def run_latency_bench(model: str | None, *, caller_lines: int = 7) -> int:
-    """`roleplay bench latency`: a scripted call over virtual devices; reply-delay figures."""
+def _bench_call(work: Path, name: str, transcriber, rule: str, seed: int, caller_lines: int):
+    """One scripted call with the end-of-turn `rule`; its DrillResult and the CPU seconds of this
+    process during it (wall time is spoiled by a loaded machine, CPU time much less)."""
+    from roleplay.audio.virtual import virtual_devices
+    from roleplay.session.live import DrillSettings, run_drill
+    from roleplay.session.turntaking import TurnSettings
+
+    settings = DrillSettings(turn=replace(TurnSettings(), adaptive=rule == "cues"),
+                             max_caller_lines=caller_lines, seed=seed)
+    cpu = time.process_time()
+    with virtual_devices() as vd:
+        trainee = ScriptedTrainee(vd, work / name)
+        result = run_drill(scenario_id=BENCH_SCENARIO, trainee="bench", out_dir=work / name,
+                           transcriber=transcriber, on_ready=trainee.on_ready, settings=settings)
+        trainee.stop()
+    return result, time.process_time() - cpu
+
+
+def run_latency_bench(model: str | None, *, seeds: list[int] | None = None,
+                      caller_lines: int | None = None) -> int:
+    """`roleplay bench latency`: the scripted call over virtual devices, once per seed with each
+    end-of-turn rule, alternating (fixed then cues) so both meet the same load; reply-delay
+    figures and premature caller starts per rule."""
     import os
 
     from roleplay.app.analyse import load_transcriber
-    from roleplay.audio.virtual import virtual_devices
     from roleplay.bench.machine import print_machine
-    from roleplay.session.live import DrillSettings, delay_summary, run_drill
 
     work = Path(tempfile.mkdtemp(prefix="roleplay-bench-latency-"))
     os.environ.setdefault("XDG_DATA_HOME", str(work / "data"))
     prepare_trainee("bench")
     transcriber = load_transcriber(model)
-    with virtual_devices() as vd:
-        trainee = ScriptedTrainee(vd, work / "call")
-        result = run_drill(scenario_id=BENCH_SCENARIO, trainee="bench", out_dir=work / "call",
-                           transcriber=transcriber, on_ready=trainee.on_ready,
-                           settings=DrillSettings(max_caller_lines=caller_lines, seed=1))
-        trainee.stop()
-    s = delay_summary(result.reply_delays)
+    caller_lines = caller_lines or len(BENCH_REPLIES) + 1  # the greeting's reply, then one a reply
+    results: dict[str, list] = {rule: [] for rule in RULES}
     print_machine()
-    print(f"scenario {BENCH_SCENARIO}, {len(result.reply_delays)} answered trainee turns, "
-          f"lag {result.lag.lag_ms:.0f} ms, call in {result.directory}")
-    if not s:
-        print("no trainee turn was answered")
-        return 1
-    print(f"reply delay (end of trainee speech -> first caller sample): median {s['p50_s']:.2f} s, "
-          f"95th percentile {s['p95_s']:.2f} s; target median < 1.2 s, p95 < 2.0 s")
-    print("parts (medians): " + ", ".join(
-        f"{k.replace('_p50_s', '')} {v:.3f} s" for k, v in s.items() if k.endswith("_p50_s")))
+    print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    for seed in seeds or [1, 2]:
+        for rule in RULES:
+            result, cpu_s = _bench_call(work, f"{rule}-{seed}", transcriber, rule, seed, caller_lines)
+            results[rule].append(result)
+            _print_call(result, rule, seed, cpu_s)
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    return _print_summary(results)
+
+
+def _print_call(result, rule: str, seed: int, cpu_s: float) -> None:
+    print(f"\n{rule} (seed {seed}): {len(result.reply_delays)} answered trainee turns, "
+          f"{len(result.premature_starts)} premature caller starts, lag {result.lag.lag_ms:.0f} ms, "
+          f"CPU {cpu_s:.1f} s, call in {result.directory}")
     for d in result.reply_delays:
+        early = " PREMATURE" if d.turn in result.premature_starts else ""
         print(f"  turn {d.turn}: {d.total_s:.2f} s = wait {d.silence_wait_s:.2f} + input "
               f"{d.input_s:.2f} + recognition {d.recognition_s:.2f} + decision {d.decision_s:.3f} "
-              f"+ synthesis {d.synthesis_s:.3f} + output {d.output_s:.3f}  (recognised: {d.recognised})")
-    print(" ".join(f"{k}={v:g}" for k, v in s.items()))
-    return 0
+              f"+ synthesis {d.synthesis_s:.3f} + output {d.output_s:.3f}  (recognised: "
+              f"{d.recognised}; end: {d.end_reason}){early}")
+
+
+def _print_summary(results: dict[str, list]) -> int:
+    from roleplay.session.live import delay_summary
+
+    print("\nrule   calls  turns  median  p95     premature starts   parts (medians)")
+    ok = True
+    for rule, calls in results.items():
+        delays = [d for r in calls for d in r.reply_delays]
+        s = delay_summary(delays)
+        if not s:
+            print(f"{rule:<6} {len(calls):>5}  no trainee turn was answered")
+            ok = False
+            continue
+        premature = sum(len(r.premature_starts) for r in calls)
+        parts = ", ".join(f"{k.replace('_p50_s', '')} {v:.3f}" for k, v in s.items() if k.endswith("_p50_s"))
+        print(f"{rule:<6} {len(calls):>5}  {len(delays):>5}  {s['p50_s']:.2f} s  {s['p95_s']:.2f} s  "
+              f"{premature:>3} of {len(delays):<3}         {parts}")
+        print(f"  {rule}: " + " ".join(f"{k}={v:g}" for k, v in s.items()) + f" premature={premature}")
+    print("target (cues): median <= 0.6 s, p95 <= 1.0 s, premature starts no more than fixed")
+    return 0 if ok else 1

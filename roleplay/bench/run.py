@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "latency":
         from roleplay.bench.live import run_latency_bench
 
-        return run_latency_bench(args.model)
+        return run_latency_bench(args.model, seeds=args.seeds)
     if args.what == "analysis":
         return run_analysis_bench(args.minutes, args.model)
     if args.what == "rates":

@@ -151,7 +151,7 @@ def _add_drill(sub: Any) -> None:
     dr.add_argument("--input-device", metavar="DEV", help="PortAudio index or part of a name")
     dr.add_argument("--output-device", metavar="DEV", help="PortAudio index or part of a name")
     dr.add_argument("--end-of-turn", type=_positive_float, default=0.7, metavar="S",
-                    help="seconds of silence that end your turn (default 0.7)")
+                    help="seconds of silence that end your turn when its words and pitch do not decide it (default 0.7)")
     dr.add_argument("--out", metavar="DIR", default="drill-call",
                     help="call directory to write (if it is not empty: DIR-2, DIR-3, ...)")
     dr.add_argument("--repeat", type=_calls, default=1, metavar="N",
@@ -170,13 +170,15 @@ def _add_devices(sub: Any) -> None:
 
 def _add_bench(sub: Any) -> None:
     b = sub.add_parser("bench", help="benchmarks that print figures and the machine")
-    b.add_argument("what", choices=["analysis", "accuracy", "latency", "web", "rates", "scenarios", "load"],
+    b.add_argument("what", choices=["analysis", "accuracy", "latency", "web", "rates", "scenarios", "load",
+                                           "voices"],
                    help="web: the browser app's page times, live updates and memory with 1,000 calls; "
                         "rates: demo trainee rates against their scripts; "
-                        "scenarios: every scenario as a demo, good and poor trainee, per seed")
+                        "scenarios: every scenario as a demo, good and poor trainee, per seed; "
+                        "voices: espeak-ng against Kokoro (intelligibility, synthesis time, anger)")
     b.add_argument("--minutes", type=_positive_float, default=5.0, help="length of the benchmark call (analysis)")
     b.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="demo seeds (rates: default 1 2; scenarios: default 1 2 3)")
+                   help="demo seeds (rates: default 1 2; scenarios: default 1 2 3; latency: drill seeds, default 1 2)")
     b.add_argument("--scenario", action="append", default=[], metavar="ID",
                    help="scenarios: only this one (repeatable)")
     b.add_argument("--drills", default="1,2,3", metavar="N[,N...]", help="load: drills at once (default 1,2,3)")
@@ -283,6 +285,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if not counts or min(counts) < 1 or args.backlog < 0:
             raise InputError(f"--drills {args.drills!r}: expected whole numbers from 1, e.g. 1,2,4")
         return run_load_bench(counts, backlog=args.backlog)
+    if args.what == "voices":
+        from roleplay.bench.voices import run_voices_bench
+
+        return run_voices_bench(model=args.model)
     if args.what == "scenarios":
         from roleplay.bench.scenarios import run_scenarios_bench
 

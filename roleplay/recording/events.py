@@ -234,7 +234,9 @@ class BargeIn(Event):
 class ReplyDelay(Event):
     """How long the caller took to answer a turn (live calls), and where the time went: waiting
     for silence, input, recognition, decision, synthesis, output. `recognised` says how the turn
-    was recognised; `made_ahead` that the line's audio was synthesised before it was needed."""
+    was recognised; `made_ahead` that the line's audio was synthesised before it was needed;
+    `end_wait_s` the silence the pause needed to end the turn and `end_reason` why (the words and
+    pitch of the turn, or "fixed"; absent when no pause ended it: a barge-in, no answer)."""
 
     turn: int
     total_s: float
@@ -246,6 +248,20 @@ class ReplyDelay(Event):
     output_s: float
     recognised: Literal["early", "early-rest", "whole"]
     made_ahead: bool
+    end_wait_s: float | None = None
+    end_reason: str | None = None
+
+
+@_event("premature-start")
+@dataclass(frozen=True, kw_only=True)
+class PrematureStart(Event):
+    """The trainee spoke again at t_s, `after_caller_s` after the caller's reply to `turn` (the
+    reply-delay event's) began at `caller_start_s` (negative: before it was heard): the turn was
+    not over, the caller started too soon (live calls)."""
+
+    turn: int
+    caller_start_s: float
+    after_caller_s: float
 
 
 # --------------------------------------------------------------------------- the trainee

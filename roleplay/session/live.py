@@ -18,8 +18,12 @@ call afterwards is the app layer's business (`roleplay.app.drill`).
 
 For every answered trainee turn the reply delay (end of the trainee's speech to the first sample
 of the caller's reply, both on the call timeline) is logged with its parts as a `reply-delay`
-event: silence wait (the end-of-turn threshold), input (device and queue delay until the loop saw
-that frame), recognition, decision, synthesis and audio output.
+event: silence wait (how long the pause had to be, and why: `end_wait_s`, `end_reason`, decided by
+`turntaking.end_of_turn_wait` from the words recognised in the pause and the pitch at its end),
+input (device and queue delay until the loop saw that frame), recognition, decision, synthesis
+and audio output. A trainee who speaks again within PREMATURE_WINDOW_S of the caller's reply
+starting (or before it starts) was not finished: a `premature-start` event, the cost of ending
+turns sooner.
 """
 
 from __future__ import annotations
@@ -48,7 +52,16 @@ from roleplay.core.errors import InputError, RoleplayError
 from roleplay.core.paths import make_private_dir, user_data_dir
 from roleplay.session.adapters import TurnAnalyser, TurnListener, caller_line_audio
 from roleplay.session.caller_session import CallerSession, CallEvent
-from roleplay.session.turntaking import TurnEvent, TurnSettings, TurnTaker
+from roleplay.session.turntaking import (
+    EndCues,
+    EndWait,
+    State,
+    TurnEvent,
+    TurnSettings,
+    TurnTaker,
+    end_of_turn_wait,
+    final_pitch_st,
+)
 from roleplay.speech.streamvad import StreamingVad
 
 RING_S = (0.4, 0.2, 0.4)  # tone, pause, tone: the phone rings before the call's timeline starts
@@ -59,6 +72,11 @@ STATUS_EVERY_S = 0.25
 TURN_PAD_S = 0.15  # audio kept around a trainee turn for its analysis
 ECHO_CHECK_S = 0.8  # of each caller line, compared with the microphone to find its echo
 ECHO_SEARCH_S = 0.3
+PITCH_WINDOW_S = 1.0  # the end of the speech before a pause whose pitch movement is measured
+# Trainee speech starting this soon after the caller's reply began goes on with the trainee's own
+# turn: a reaction to the caller's words comes later (the guide's take-over is 0.5 s of speech,
+# after hearing some of the line), so an onset within it means the caller started too soon.
+PREMATURE_WINDOW_S = 0.8
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,8 @@ class ReplyDelay:
     # too, but it went on after an earlier one: only the speech after that was decoded), "whole"
     # (after it ended)
     recognised: str = "whole"
+    end_wait_s: float | None = None  # the silence the pause needed (None: barge-in, no answer)
+    end_reason: str | None = None  # why: `turntaking.end_of_turn_wait`'s reason
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,7 @@ class DrillResult:
     lag: LagMeasurement
     reply_delays: tuple[ReplyDelay, ...]
     interruptions: tuple[float, ...]  # start_s of each interruption seen live
+    premature_starts: tuple[int, ...]  # the turns the caller answered while the trainee went on
     caller_lines: int
     anger_end: float
     message: str = ""
@@ -340,6 +361,16 @@ class _TurnTiming:
     recognition_s: float
     decision_s: float
     recognised: str
+    end_wait: EndWait | None
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """A caller reply that has just started: watched for the trainee going on (premature)."""
+
+    turn: int
+    decided_s: float
+    start_s: float
 
 
 class _EarlyRecognition:
@@ -363,6 +394,15 @@ class _EarlyRecognition:
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roleplay-asr")
         self.span, self.future = span, self._worker.submit(self.recognise, span, before)
+
+    def peek(self, span: tuple[float, float]) -> str | None:
+        """The words recognised for `span` if that job is done (None: not done, or another)."""
+        if self.span != span or self.future is None or not self.future.done():
+            return None
+        if self.future.cancelled() or self.future.exception() is not None:
+            return None
+        turn = self.future.result()[0]
+        return turn.text if turn is not None else ""
 
     def take(self, span: tuple[float, float]) -> tuple[Turn | None, str] | None:
         """The early result if it was for `span`; either way the job is forgotten."""
@@ -406,6 +446,9 @@ class Drill:
         self.answered_at_s: float | None = None  # the trainee's first speech
         self.delays: list[ReplyDelay] = []
         self.interruptions: list[float] = []
+        self.premature: list[int] = []  # turns (of `delays`) the caller answered too soon
+        self._reply: _Reply | None = None
+        self._pause_pitch: tuple[float, float | None] = (-1.0, None)  # (speech end, semitones)
         self.ready_sent = False
         self.restarts = stream.restarts
         self.frame_pos = 0  # trainee-track sample of the next VAD frame
@@ -460,6 +503,7 @@ class Drill:
             if self.on_ready is not None:
                 self.on_ready()
         self.level_db = amplitude_to_db(float(np.sqrt(np.mean(block.astype(np.float64) ** 2))))
+        self._decide_end_wait()
         self._run_vad()
         self._recognise_in_pause()
         if self.current is not None and self.gate.active and not self.current.echo_checked:
@@ -486,6 +530,42 @@ class Drill:
             for ev in self.taker.step(a / RATE_HZ, prob, caller_playing=playing):
                 if self.session.outcome is None:
                     self.on_turn_event(ev)
+            self._watch_reply(b / RATE_HZ)
+
+    def _decide_end_wait(self) -> None:
+        """The silence the trainee's current pause needs to end the turn, from what is known of
+        the turn so far: the pitch at once, the words when the early recognition is done."""
+        taker = self.taker
+        start_s, end_s = taker.turn_start_s, taker.last_speech_end_s
+        if (taker.state is not State.TRAINEE or taker.trainee_speaking or start_s is None
+                or end_s is None or end_s <= start_s):
+            return
+        if not self.settings.turn.adaptive:
+            taker.end_wait = end_of_turn_wait(EndCues(None, None, self.session.language),
+                                              self.settings.turn)
+            return
+        if self._pause_pitch[0] != end_s:
+            audio = self.timeline.trainee_audio(max(start_s, end_s - PITCH_WINDOW_S), end_s)
+            self._pause_pitch = (end_s, final_pitch_st(audio.samples, RATE_HZ))
+        cues = EndCues(self.early.peek((start_s, end_s)), self._pause_pitch[1], self.session.language)
+        taker.end_wait = end_of_turn_wait(cues, self.settings.turn)
+
+    def _watch_reply(self, t_s: float) -> None:
+        """The trainee speaking again before the caller's reply has run PREMATURE_WINDOW_S: the
+        turn was not over (a `premature-start` event)."""
+        reply, taker = self._reply, self.taker
+        if reply is None:
+            return
+        onset = taker.speech_start_s
+        if taker.trainee_speaking and onset is not None and onset >= reply.decided_s - 1e-9:
+            self._reply = None
+            if onset <= reply.start_s + PREMATURE_WINDOW_S:
+                self.premature.append(reply.turn)
+                self.writer.event("premature-start", t_s=round(onset, 3), turn=reply.turn,
+                                  caller_start_s=round(reply.start_s, 3),
+                                  after_caller_s=round(onset - reply.start_s, 3))
+        elif t_s > reply.start_s + PREMATURE_WINDOW_S:
+            self._reply = None
 
     def _on_clock(self, t_call_s: float) -> None:
         """What the call time alone decides: the caller opens unasked, Enter hangs up, time's up."""
@@ -571,7 +651,8 @@ class Drill:
             return
         timing = _TurnTiming(speech_end_s=speech_end_s, decided_s=ev.t_s, seen_s=seen_s,
                              recognition_s=recognition_s, decision_s=time.monotonic() - began,
-                             recognised=recognised)
+                             recognised=recognised,
+                             end_wait=self.taker.end_wait if ev.kind == "end-of-turn" else None)
         self.taker.barge_in_after_s = self.session.barge_in_after_s
         self._speak(decision.line, reason=ev.kind, timing=timing)
 
@@ -595,6 +676,7 @@ class Drill:
         if timing is not None:
             self._log_delay(timing, start_s=start_s, synthesis_s=synthesis_s,
                             at_play_s=at_play_s, made_ahead=made_s == 0.0)
+            self._reply = _Reply(len(self.delays), timing.decided_s, start_s)
         if spoken.outcome is not None:
             self.ending_handle = handle
 
@@ -610,6 +692,8 @@ class Drill:
             recognised=t.recognised,
             synthesis_s=round(synthesis_s, 3),
             output_s=round(start_s - at_play_s, 3),
+            end_wait_s=t.end_wait.wait_s if t.end_wait else None,
+            end_reason=t.end_wait.reason if t.end_wait else None,
         )
         self.delays.append(d)
         self.writer.event("reply-delay", t_s=round(start_s, 3), **dataclasses.asdict(d),
@@ -793,6 +877,7 @@ def run_drill(
                        cut_off=bool(message), lag=lag,
                        reply_delays=tuple(drill.delays if drill else ()),
                        interruptions=tuple(drill.interruptions if drill else ()),
+                       premature_starts=tuple(drill.premature if drill else ()),
                        caller_lines=session.caller_lines, anger_end=session.anger, message=message)
 
 

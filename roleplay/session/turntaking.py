@@ -5,7 +5,10 @@ the echo of the caller has been suppressed) and whether the caller's audio is au
 frame (playback state, aligned to the microphone by the measured lag). It answers with events:
 
     trainee-start    the trainee started speaking (start_s = first speech frame)
-    end-of-turn      the trainee stopped for `end_of_turn_s`: the caller's turn (start_s, end_s)
+    end-of-turn      the trainee stopped long enough: the caller's turn (start_s, end_s). How long
+                     is `end_of_turn_wait`'s decision for the current pause (the owner sets it as
+                     the words and the pitch of the turn so far become known, `end_wait`);
+                     without one, `end_of_turn_s`
     interruption     trainee speech that started during caller playback and lasted
                      `interrupt_min_s` (start_s = its first frame): the caller stops or talks on
     backchannel      trainee speech during caller playback that ended sooner ("ja", "hm")
@@ -16,7 +19,7 @@ frame (playback state, aligned to the microphone by the measured lag). It answer
 
 States:
 
-    WAITING  --speech-->  TRAINEE  --silence >= end_of_turn_s-->  (end-of-turn) WAITING
+    WAITING  --speech-->  TRAINEE  --silence >= the pause's wait-->  (end-of-turn) WAITING
     CALLER   --speech-->  OVERLAP  --speech >= interrupt_min_s-->  (interruption) TRAINEE
                           OVERLAP  --silence before that-->  (backchannel) CALLER
 
@@ -26,12 +29,25 @@ caller's audio; an end-of-turn is held back while the caller is audible and give
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
+
+import numpy as np
 
 from roleplay.speech.vad import FRAME_S
 
 AWAIT_CALLER_MAX_S = 2.0  # a started caller reply not audible after this is given up on
+
+# Last words after which a speaker goes on: conjunctions, articles, prepositions and fillers. A
+# pause after one is a hesitation, not the end of the turn ("en ...", "want ...", "because ...").
+TRAILING_WORDS = {
+    "nl": frozenset("en want maar dus of omdat als dat die de het een met van voor naar om te bij in "
+                    "op aan zodat wanneer toen terwijl nou eh ehm euh uh uhm hm mijn uw ik u we".split()),
+    "en": frozenset("and but because so or the a an to of with for if that which who when then my "
+                    "your i we is are was uh um er erm hmm well like".split()),
+}
+_SENTENCE_END = re.compile(r"[.!?]['\")\]]*$")
 
 
 class State(Enum):
@@ -50,12 +66,19 @@ class TurnSettings:
     backchannel_max_s: float = 1.0  # the guide: 1 s backchannel boundary (for the text check)
     no_answer_s: float = 6.0  # the trainee leaves the caller hanging this long
     frame_s: float = FRAME_S
+    # The end of a turn from its words and pitch (`end_of_turn_wait`); False: always end_of_turn_s.
+    adaptive: bool = True
+    complete_s: float = 0.3  # a question, or a sentence ending in falling pitch
+    sentence_s: float = 0.45  # a sentence whose pitch could not be measured
+    trailing_s: float = 1.2  # the words trail off ("en ...", a filler): a hesitation, wait longer
+    falling_st: float = -1.0  # the end of the turn this many semitones below its middle: falling
+    rising_st: float = 1.5  # ... this many above: rising (a list or a continuation goes on)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.offset_threshold <= self.onset_threshold < 1.0:
             raise ValueError("expected 0 < offset_threshold <= onset_threshold < 1")
         for name in ("end_of_turn_s", "interrupt_min_s", "backchannel_max_s", "no_answer_s",
-                     "frame_s"):
+                     "frame_s", "complete_s", "sentence_s", "trailing_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -74,6 +97,90 @@ class TurnEvent:
         return self.end_s - self.start_s
 
 
+@dataclass(frozen=True)
+class EndCues:
+    """What is known of a turn in a pause: the words recognised so far (None: not yet) and the
+    pitch movement at its end (`final_pitch_st`; None: not measurable)."""
+
+    text: str | None
+    final_pitch_st: float | None
+    language: str
+
+
+@dataclass(frozen=True)
+class EndWait:
+    """How long a pause must last to end the turn, and why (logged with the reply delay)."""
+
+    wait_s: float
+    reason: str
+
+
+def end_of_turn_wait(cues: EndCues, settings: TurnSettings) -> EndWait:
+    """The silence that ends the turn, from its words and the voice. The words decide first: a
+    question ends it soon, words that trail off ("maar ...", "and ...", a filler) make the caller
+    wait longer. The recognizer ends nearly every stretch with a full stop, also one cut at a
+    comma, so a sentence ends the turn soon only when its pitch falls; a level or rising end may go
+    on. Nothing known yet: the fixed `end_of_turn_s` (the caller needs the words to answer)."""
+    s = settings
+    if not s.adaptive:
+        return EndWait(s.end_of_turn_s, "fixed")
+    pitch = cues.final_pitch_st
+    tone = ("falling" if pitch is not None and pitch <= s.falling_st
+            else "rising" if pitch is not None and pitch >= s.rising_st else "level")
+    if cues.text is None:
+        return EndWait(s.end_of_turn_s, "no words yet")
+    text = cues.text.strip()
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    if not words:
+        return EndWait(s.end_of_turn_s, "no words heard")
+    last = words[-1]
+    if text.endswith(("...", "…", ",", "-", ";", ":")) or last in TRAILING_WORDS.get(cues.language, ()):
+        return EndWait(s.trailing_s, f"trails off: '{last} ...'")
+    if text.endswith("?"):
+        return EndWait(s.complete_s, "question")
+    if not _SENTENCE_END.search(text):
+        return EndWait(s.end_of_turn_s, f"no sentence end, {tone} pitch")
+    if tone == "falling":
+        return EndWait(s.complete_s, "sentence, falling pitch")
+    if pitch is None:
+        return EndWait(s.sentence_s, "sentence, no pitch")
+    return EndWait(s.end_of_turn_s, f"sentence, {tone} pitch")
+
+
+PITCH_FRAME = 640  # 40 ms at 16 kHz
+PITCH_HOP = 160  # 10 ms
+PITCH_MIN_HZ, PITCH_MAX_HZ = 70.0, 400.0
+FINAL_S = 0.2  # the end of the turn whose pitch is compared with what came before
+
+
+def final_pitch_st(samples: np.ndarray, rate_hz: int) -> float | None:
+    """The pitch of the last FINAL_S of voiced speech in `samples` (the end of a turn, about the
+    last second) against the median before it, in semitones; None without enough voiced frames.
+    Normalised autocorrelation per 40 ms frame: a few ms of numpy for a second of audio, where
+    pyin would take 40 ms and its first call seconds (the guide)."""
+    x = np.asarray(samples, np.float64)
+    n = (len(x) - PITCH_FRAME) // PITCH_HOP + 1
+    if n < 8:
+        return None
+    frames = np.lib.stride_tricks.sliding_window_view(x, PITCH_FRAME)[::PITCH_HOP][:n]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    energy = np.sqrt(np.mean(frames**2, axis=1))
+    spectrum = np.fft.rfft(frames * np.hanning(PITCH_FRAME), 2 * PITCH_FRAME, axis=1)
+    ac = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :PITCH_FRAME]
+    lo, hi = int(rate_hz / PITCH_MAX_HZ), int(rate_hz / PITCH_MIN_HZ)
+    lag = lo + np.argmax(ac[:, lo:hi], axis=1)
+    strength = ac[np.arange(n), lag] / np.maximum(ac[:, 0], 1e-12)
+    voiced = (strength > 0.45) & (energy > 0.1 * energy.max())
+    idx = np.flatnonzero(voiced)
+    if len(idx) < 6:
+        return None
+    f0 = rate_hz / lag[idx].astype(np.float64)
+    final = idx >= idx[-1] - int(FINAL_S * rate_hz / PITCH_HOP)
+    if final.sum() < 3 or (~final).sum() < 3:
+        return None
+    return float(12.0 * np.log2(np.median(f0[final]) / np.median(f0[~final])))
+
+
 class TurnTaker:
     """Feed `step()` one frame at a time, in order; it returns the events of that frame."""
 
@@ -81,6 +188,7 @@ class TurnTaker:
         self.settings = settings
         self.state = State.WAITING
         self.barge_in_after_s: float | None = None
+        self.end_wait: EndWait | None = None  # the current pause's; the owner sets it, speech clears it
         self.speaking = False  # the VAD hysteresis: the trainee's voice in this frame
         self.turn_start_s: float | None = None  # the trainee's turn (WAITING -> TRAINEE)
         self.last_speech_end_s: float | None = None
@@ -96,6 +204,11 @@ class TurnTaker:
     @property
     def trainee_speaking(self) -> bool:
         return self.speaking
+
+    @property
+    def wait_s(self) -> float:
+        """The silence that ends the trainee's turn in the current pause."""
+        return self.end_wait.wait_s if self.end_wait is not None else self.settings.end_of_turn_s
 
     def step(self, t_s: float, probability: float, *, caller_playing: bool) -> list[TurnEvent]:
         """One frame starting at `t_s`; `caller_playing`: the caller is audible in it."""
@@ -124,6 +237,7 @@ class TurnTaker:
         self.speaking = probability >= threshold
         if self.speaking and not was_speaking:
             self.speech_start_s = t_s
+            self.end_wait = None  # a new pause will need its own decision
         if was_speaking and not self.speaking:
             self.last_speech_end_s = t_s
 
@@ -181,7 +295,7 @@ class TurnTaker:
                 events.append(TurnEvent("barge-in", end_t, start_s=self.turn_start_s))
             return
         silent_since = self.last_speech_end_s if self.last_speech_end_s is not None else t_s
-        if end_t - silent_since >= self.settings.end_of_turn_s - 1e-9:
+        if end_t - silent_since >= self.wait_s - 1e-9:
             end = TurnEvent("end-of-turn", end_t, start_s=self.turn_start_s, end_s=silent_since)
             self.turn_start_s = None
             if caller_playing:  # the caller talked on over the trainee: answer after
