@@ -3,14 +3,18 @@ scenario's facts in the tone of the caller's anger, through the caller session b
 
 from __future__ import annotations
 
+import json
 import random
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from roleplay.analysis.pipeline import Turn
+from roleplay.analysis.pipeline import Phrase, Turn
 from roleplay.caller.questions import (
     TONES,
+    briefed,
     compose,
     find_questions,
     load_questions,
@@ -21,7 +25,7 @@ from roleplay.caller.scenario import FACT_IDS, list_scenarios, load_scenario
 from roleplay.caller.simtrainee import load_trainee_lines
 from roleplay.core.errors import InputError
 from roleplay.recording.events import make_event
-from roleplay.session.caller_session import CallerSession
+from roleplay.session.caller_session import CallerSession, observe
 
 # What Whisper base heard of the espeak trainee asking (tests/../bench: recorded on this machine).
 HEARD_GARBLED = [
@@ -33,12 +37,75 @@ HEARD_GARBLED = [
     ("nl", "Wie is uw huisarts?", "gp"),
     ("en", "May I have your name, please?", "caller_name"),
     ("en", "When was the patience born?", "date_of_birth"),
+    # from the demos' events (tests/data/questions_heard.json): the shipped trainee lines, misheard
+    ("nl", "Ik kan me voorstellen dat u om je rust bent. Maar het is de d 'arm van de patient.",
+     "patient_name"),
+    ("nl", "Ja maar u moet matten, lettals iedereen, wat is de amban de patiënt?", "patient_name"),
+    ("nl", "Dat klopt niet, we moeten niet zoverdraven, maar het is de amban de paschen.",
+     "patient_name"),
+    ("nl", "Maat ik meel kan doen, de arts komt in een uur mee langs. Manier is de patiënt "
+     "gebogen.", "date_of_birth"),
+    ("nl", "Maat ik meel kan doen. De dokter meel te benen en houd u erer. Meneer is de patiënt "
+     "erbogen.", "date_of_birth"),
+    # a question word with a word glued on, and the topic word in it: shape and topic carry it
+    ("nl", "Maat ik meel kan doen. De arts komt binnen een uur mee langs. Sindsman is het zo.",
+     "since"),
+    ("nl", "Maat ik meel kan doen. De arts komt weer een uur mee langs. Sinds m 'n eet te dit.",
+     "since"),
 ]
+HEARD = json.loads((Path(__file__).parent / "data" / "questions_heard.json").read_text(
+    encoding="utf-8"))["turns"]
 
 
 @pytest.mark.parametrize(("language", "heard", "question"), HEARD_GARBLED)
 def test_questions_are_recognised_in_garbled_transcripts(language, heard, question):
     assert [q.question for q in find_questions(heard, language=language)] == [question]
+
+
+def test_recorded_demo_turns_questions_found_and_no_question_in_the_others():
+    """All 224 recorded trainee turns: the matcher before this one (spelling and sound only, one
+    cutoff) found 62 of the 76 questions and 1 in the 148 turns that asked none; this one 65 and
+    the same 1 ("wat u vertelt om" for "wat werd u beloofd"). The misses left are mostly earlier
+    wordings the trainee no longer uses ("Maak ik goed aan" for "Mag ik uw naam")."""
+    found = [(t, [a.question for a in find_questions(t["heard"], language=t["language"])])
+             for t in HEARD]
+    asked = [(t, got) for t, got in found if t["asks"]]
+    right = sum(set(t["asks"]) <= set(got) for t, got in asked)
+    false = [t["heard"] for t, got in found if got and not t["asks"]]
+    assert (len(asked), len(found) - len(asked)) == (76, 148)
+    assert right >= 65, right
+    assert false == ["Dat is deel met meelend, wat u vertelt om haar te maken."]
+
+
+def test_recognising_the_questions_of_a_turn_is_cheap():
+    """It runs on every trainee turn before the caller answers: well under 10 ms a turn."""
+    find_questions("warm up", language="nl")
+    turns = [(t["heard"], t["language"]) for t in HEARD] + [(" ".join(t["heard"] for t in HEARD
+                                                             if t["language"] == "nl")[:600], "nl")]
+    cpu_s = []
+    for text, language in turns:
+        started = time.process_time()
+        find_questions(text, language=language)
+        cpu_s.append(time.process_time() - started)
+    cpu_s.sort()
+    assert cpu_s[len(cpu_s) // 2] < 0.002 and cpu_s[-1] < 0.010, (cpu_s[len(cpu_s) // 2], cpu_s[-1])
+
+
+@pytest.mark.parametrize(("language", "heard", "cue"), [
+    # the good trainee's warm transfer as Whisper base heard it in the demos
+    ("nl", "Ik ben toegmet mijn korega. Mijn korega is of de hoote.", "mijn collega is op de hoogte"),
+    ("nl", "Ik verbinde dog met mijn korega. Mijn korega is of de hote.",
+     "mijn collega is op de hoogte"),
+    ("nl", "Ik raak het over aan mijn korega. Ik heb mijn korega ou in gelicht.", "al ingelicht"),
+    ("en", "I will put you through to my calling, the tree of nurse. I have already briefed my "
+     "calling.", "briefed"),
+    # the poor trainee's cold transfer, and a transfer that says nothing of a briefing
+    ("nl", "Ik verbind u door.", None),
+    ("nl", "Ik verbinde dog met mijn korega.", None),
+    ("en", "I will put you through.", None),
+])
+def test_a_warm_transfer_is_heard_in_the_misheard_briefing(language, heard, cue):
+    assert briefed(heard, language=language) == cue
 
 
 @pytest.mark.parametrize("language", ["nl", "en"])
@@ -80,8 +147,8 @@ def test_question_lists_name_known_facts_and_every_tone():
 
 def test_a_broken_question_list_is_refused_with_its_file(tmp_path: Path):
     bad = tmp_path / "nl.yaml"
-    bad.write_text("language: nl\nquestions: {x: {facts: [shoe_size], phrasings: [a], say: '{fact}'}}\n"
-                   "tones: {}\n", encoding="utf-8")
+    bad.write_text("language: nl\nquestion_words: [wat]\nquestions: {x: {facts: [shoe_size], "
+                   "phrasings: [a], keywords: [], say: '{fact}'}}\ntones: {}\n", encoding="utf-8")
     with pytest.raises(InputError, match="nl.yaml: questions.x.facts"):
         read_questions(bad)
 
@@ -181,3 +248,18 @@ def test_a_turn_without_a_question_is_not_answered():
                                 start_s=5.0, end_s=7.0, decided_by="end-of-turn")
     assert not [e for e in d.events if e.type == "answer"]
     assert d.line is not None and not any(v in d.line.text for v in s.facts.values())
+
+
+@pytest.mark.parametrize(("heard", "behaviour"), [
+    ("Ik verbinde dog met mijn korega. Mijn korega is of de hote.", "transfer"),  # warm, misheard
+    ("Ik verbind u door.", "cold-transfer"),  # the poor trainee's
+])
+def test_the_caller_takes_a_misheard_warm_transfer_as_warm_and_a_cold_one_as_cold(heard,
+                                                                                  behaviour):
+    """One transfer phrase found (as the phrase matcher reports "ik verbind u door"): the briefing
+    decides, heard with the questions' closeness."""
+    turn = replace(_turn(heard, 5.0, 8.0),
+                   phrases=(Phrase("transfer", "ik verbind u door", 5.0, heard),))
+    seen = observe(turn, caller_start_s=1.0, caller_end_s=4.5, caller_situation="calming",
+                   ends_call=False, language="nl")
+    assert {"transfer", "cold-transfer"} & seen.observation.behaviours == {behaviour}

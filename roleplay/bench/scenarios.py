@@ -46,6 +46,9 @@ class CallCheck:
     asked: int  # questions the simulated trainee asked
     answered_right: int  # ... that the caller answered with the scenario's fact for them
     wrong: int  # answers that gave another fact than the question asks for
+    plain_turns: int  # trainee turns that asked nothing (the greeting aside)
+    false_answers: int  # ... that the caller answered all the same
+    missed: tuple[str, ...]  # what the recognizer heard of the questions not answered right
     facts_given: int  # answers that gave a fact
     facts_heard: int  # ... heard in the caller track's transcript
     score: float  # share of the applicable advice items passed
@@ -62,12 +65,21 @@ def check_call(scenario: Scenario, style: str, seed: int, call_dir: Path, *, out
     asked = [(e["t_s"], q) for e in turns for q in e.get("asks") or ()]
     answers = [e for e in events if e["type"] == "answer"]
     right = 0
+    missed = []
     for t_s, q in asked:
         # the caller's answer to this turn: an answer event at the end of the same turn
-        end_s = next(e["end_s"] for e in turns if e["t_s"] == t_s)
+        turn = next(e for e in turns if e["t_s"] == t_s)
         fact = next((f for f in questions[q].facts if f in scenario.facts), None)
-        right += any(a["t_s"] == end_s and a["question"] == q and a.get("fact") == fact
-                     for a in answers)
+        ok = any(a["t_s"] == turn["end_s"] and a["question"] == q and a.get("fact") == fact
+                 for a in answers)
+        right += ok
+        if not ok:
+            ended = not any(e["type"] == "caller-line" and e["t_s"] >= turn["end_s"]
+                            for e in events)
+            missed.append(f"{q}: {turn.get('heard', '')!r}"
+                          + (" (no caller line followed: the call ended)" if ended else ""))
+    plain = [e for e in turns if not e.get("asks") and e.get("decided_by") != "greeting"]
+    false = sum(any(a["t_s"] == e["end_s"] for a in answers) for e in plain)
     wrong = sum(1 for a in answers if a.get("fact") is not None
                 and a["fact"] not in questions[a["question"]].facts)
     given = [a for a in answers if a.get("value")]
@@ -79,6 +91,7 @@ def check_call(scenario: Scenario, style: str, seed: int, call_dir: Path, *, out
         expected=outcome in scenario.ending.expected and (
             outcome != "ended-by-trainee" or _full_sequence(turns)),
         full_sequence=_full_sequence(turns), asked=len(asked), answered_right=right, wrong=wrong,
+        plain_turns=len(plain), false_answers=false, missed=tuple(missed),
         facts_given=len(given), facts_heard=heard,
         score=round(passed / (passed + failed), 3) if passed + failed else 0.0,
         duration_s=duration_s, wall_s=wall_s)
@@ -140,9 +153,13 @@ def run_scenarios_bench(*, seeds: Sequence[int], model: str | None,
                     checks.append(c)
                     out.write(f"  {s.id} {style} seed {seed}: {c.outcome}, questions "
                               f"{c.answered_right}/{c.asked} answered right, score {c.score:.2f}"
+                              f", false answers {c.false_answers}/{c.plain_turns}"
                               f" ({c.wall_s:.0f} s)\n")
+                    for heard in c.missed:
+                        out.write(f"    not answered: {heard}\n")
                     out.flush()
     out.write(format_table(scenarios, checks))
+    out.write(f"\n{summary(scenarios, checks)}\n")
     m = machine()
     out.write(f"\n{len(checks)} calls ({sum(c.duration_s for c in checks) / 60:.1f} min of "
               f"call) in {(time.monotonic() - started) / 60:.1f} min on {m['cpu']}, "
@@ -166,6 +183,8 @@ def _rows(scenarios: Sequence[Scenario], checks: Sequence[CallCheck]) -> list[di
             "poor_calmed": sum(c.outcome == "calmed" for c in poor),
             "asked": sum(c.asked for c in both), "right": sum(c.answered_right for c in both),
             "wrong": sum(c.wrong for c in both),
+            "false": sum(c.false_answers for c in both),
+            "plain": sum(c.plain_turns for c in both),
             "given": sum(c.facts_given for c in both), "heard": sum(c.facts_heard for c in both),
             "score_good": statistics.mean(c.score for c in good) if good else 0.0,
             "score_poor": statistics.mean(c.score for c in poor) if poor else 0.0,
@@ -181,16 +200,16 @@ def _outcomes(calls: Sequence[CallCheck]) -> str:
 
 def format_table(scenarios: Sequence[Scenario], checks: Sequence[CallCheck]) -> str:
     lines = ["| scenario | good trainee | expected ending | poor trainee | poor calmed a severe one "
-             "| questions answered right | facts heard in caller track | score good / poor "
-             "| good beats poor |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| questions answered right | false answers | facts heard in caller track "
+             "| score good / poor | good beats poor |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in _rows(scenarios, checks):
         calmed = (f"yes ({r['poor_calmed']})" if r["poor_calmed"] else "no") if r["severe"] else "-"
         wrong = f" ({r['wrong']} wrong)" if r["wrong"] else ""
         lines.append(
             f"| {r['id']}{' (severe)' if r['severe'] else ''} | {r['good']} | "
             f"{r['good_ok']}/{r['n']} | {r['poor']} | {calmed} | "
-            f"{r['right']}/{r['asked']}{wrong} | "
+            f"{r['right']}/{r['asked']}{wrong} | {r['false']}/{r['plain']} | "
             f"{r['heard']}/{r['given']} | {r['score_good']:.2f} / {r['score_poor']:.2f} | "
             f"{'yes' if r['beats'] else 'NO'} |")
     return "\n".join(lines) + "\n"
@@ -198,5 +217,17 @@ def format_table(scenarios: Sequence[Scenario], checks: Sequence[CallCheck]) -> 
 
 def all_pass(scenarios: Sequence[Scenario], checks: Sequence[CallCheck]) -> bool:
     return all(r["good_ok"] == r["n"] and not (r["severe"] and r["poor_calmed"])
-               and r["right"] == r["asked"] and not r["wrong"] and r["beats"]
+               and r["right"] == r["asked"] and not r["wrong"] and not r["false"] and r["beats"]
                for r in _rows(scenarios, checks))
+
+
+def summary(scenarios: Sequence[Scenario], checks: Sequence[CallCheck]) -> str:
+    """The done-when figures in one line each: expected endings, questions, false answers."""
+    rows = _rows(scenarios, checks)
+    return "\n".join([
+        f"good trainee reached an expected ending: {sum(r['good_ok'] for r in rows)}/"
+        f"{sum(r['n'] for r in rows)}",
+        f"questions answered with the right fact: {sum(c.answered_right for c in checks)}/"
+        f"{sum(c.asked for c in checks)} ({sum(c.wrong for c in checks)} with a wrong fact)",
+        f"false answers (a turn that asked nothing answered): "
+        f"{sum(c.false_answers for c in checks)}/{sum(c.plain_turns for c in checks)}"])

@@ -21,10 +21,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from roleplay.analysis.assessment import SILENCE_S
-from roleplay.analysis.phrases import is_backchannel, normalise
+from roleplay.analysis.phrases import is_backchannel
 from roleplay.analysis.pipeline import Turn
 from roleplay.caller.questions import answer as answer_question
-from roleplay.caller.questions import compose, find_questions, load_questions, placement
+from roleplay.caller.questions import (
+    briefed,
+    compose,
+    find_questions,
+    load_questions,
+    placement,
+)
 from roleplay.caller.scenario import (
     CallerLine,
     CallerState,
@@ -53,9 +59,6 @@ PHRASE_BEHAVIOURS = {
     "negative": "negative",
     "vague": "vague",
 }
-# Words that say the colleague already knows the story, as the recognizer writes them.
-BRIEFED_CUES = {"nl": ("ingelicht", "op de hoogte", "verhaal niet opnieuw", "al uitgelegd"),
-                "en": ("briefed", "informed", "story again", "already told")}
 GREETING = "greeting"  # `decided_by` of the trainee's first turn: logged, never reacted to
 
 
@@ -107,12 +110,11 @@ def observe(turn: Turn | None, *, caller_start_s: float, caller_end_s: float, ca
 
 def _briefed(turn: Turn, language: str) -> bool:
     """A warm transfer: told, and that the colleague knows the story. Two different transfer
-    phrases (the assessment's warm-transfer rule), or a briefing word the recognizer kept where it
-    garbled the rest ("I have already briefed my calling")."""
+    phrases (the assessment's warm-transfer rule), or a briefing cue heard close enough where the
+    recognizer garbled it ("mijn korega is of de hoote": `questions.briefed`)."""
     if len({p.text for p in turn.phrases if p.category == "transfer"}) >= 2:
         return True
-    heard = normalise(turn.text).replace(" ", "")  # "in gelicht" is "ingelicht"
-    return any(cue.replace(" ", "") in heard for cue in BRIEFED_CUES.get(language, ()))
+    return briefed(turn.text, language=language) is not None
 
 
 @dataclass(frozen=True)
