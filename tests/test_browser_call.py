@@ -9,6 +9,8 @@ speech as the microphone, cut off mid-call: an `aborted` call, analysed and in t
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import struct
 import threading
@@ -366,3 +368,75 @@ def test_a_dropped_connection_leaves_an_aborted_call_analysed_and_reported(db, t
         assert history.call_id_for(call_dir=directory) == status.call_id
     page = anna.get(f"/call/{SCENARIO}/browser")  # the page opened again says what happened
     assert "De verbinding viel weg na" in page.text and f"/calls/{status.call_id}" in page.text
+
+
+# --------------------------------------------------------------------------- the analysis on the queue
+
+
+def test_the_calls_analyses_wait_on_the_queue_and_the_page_gets_each_report(db, tmp_path, monkeypatch):
+    """browser_call.run_call hands the call to the job queue as the local drill does
+    (live.after_call): two calls' analyses wait their turn, one at a time, while the sockets say
+    "being checked"; once its job is done each socket sends the way to its report."""
+    from types import SimpleNamespace
+
+    from roleplay.app import jobs
+
+    directories: dict[str, Path] = {}
+
+    def fake_drill(*, out_dir: Path, trainee: str, **kwargs) -> SimpleNamespace:  # the drill is tested above
+        assert out_dir.is_dir() and not any(out_dir.iterdir())  # its own, though both start at once
+        directories[trainee] = out_dir
+        return SimpleNamespace(directory=out_dir, language="nl", cut_off=False)
+
+    release = threading.Event()
+    running: list[str] = []
+    ran: list[str] = []
+
+    def work(call_dir: Path, language: str, db_) -> int:
+        running.append(call_dir.name)
+        release.wait(20)
+        assert len(running) == 1, running  # one analysis at a time
+        ran.append(running.pop())
+        with History(db_) as history:
+            trainee = next(name for name, path in directories.items() if path == call_dir)
+            return history.record({"schema": "roleplay-analysis", "advice": [], "call": {
+                "trainee": trainee, "scenario": SCENARIO}}, call_dir)
+
+    queue = jobs.LocalQueue(db, work=work)
+    monkeypatch.setattr(jobs, "analysis_queue", lambda db_, calls_dir: queue)
+    monkeypatch.setattr("roleplay.session.live.run_drill", fake_drill)
+    monkeypatch.setattr("roleplay.app.analyse.load_transcriber", lambda model: None)
+    site = Site(db, tmp_path)
+    sockets = {}
+    with contextlib.ExitStack() as stack:
+        for name in ("anna", "bert"):
+            client, csrf = site.client(name)
+            ws = stack.enter_context(client.websocket_connect(site.start(client, csrf), headers={"origin": ORIGIN}))
+            ws.send_json(start_message(csrf))
+            assert next_status(ws, {"analysing"})["state"] == "analysing"
+            sockets[name] = ws
+        _wait(lambda: len(running) == 1, "the first analysis to start", 10)
+        time.sleep(0.3)
+        assert len(running) == 1 and not ran  # the second call waits on the queue
+        assert {c.job.status().phase for c in site.calls.last.values()} == {"analysing"}
+        release.set()
+        done = {name: next_status(ws, {"done", "failed"}) for name, ws in sockets.items()}
+    assert len(ran) == 2
+    with History(db) as history:
+        for name, status in done.items():
+            call_id = history.call_id_for(call_dir=directories[name])
+            assert status["state"] == "done" and call_id is not None, status
+            assert status["redirect"] == f"/calls/{call_id}" and site.calls.last[name].job.status().call_id == call_id
+    assert done["anna"]["redirect"] != done["bert"]["redirect"]
+
+
+def next_status(ws, states: set[str], timeout_s: float = 20.0) -> dict:
+    """The socket's next status message in one of `states` (audio and other statuses skipped)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = ws.receive()
+        if message.get("text"):
+            data = json.loads(message["text"])
+            if data.get("type") == "status" and data.get("state") in states:
+                return data
+    raise AssertionError(f"no status in {states}")

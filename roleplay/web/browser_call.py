@@ -13,8 +13,9 @@ and the call's status (JSON, EVENTS_EVERY_S).
 The engine is the local drill's (`session.live.run_drill`) with `audio.browserstream.BrowserStream`
 in place of the sound card. A connection that drops (a closed lid, Wi-Fi gone) ends the call cut
 off, `aborted`, with everything up to the drop analysed and reported; the page shows what
-happened when it is opened again (`BrowserCalls.last`). Frames that are not frames close that
-connection (1007) and touch no other call.
+happened when it is opened again (`BrowserCalls.last`). A call's analysis and report go to the job
+queue as a local drill's do (`live.after_call`, app.jobs), never run beside the drills here.
+Frames that are not frames close that connection (1007) and touch no other call.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from roleplay.history.accounts import Accounts, WebSession
 from roleplay.history.store import History
 from roleplay.web.auth import SESSION_COOKIE, accounts, current_user, require
 from roleplay.web.i18n import translator
-from roleplay.web.live import EVENTS_EVERY_S, FINISHED, Job, _scenario, anger_hidden, event_data
+from roleplay.web.live import EVENTS_EVERY_S, FINISHED, Job, _scenario, after_call, anger_hidden, event_data
 from roleplay.web.render import render
 
 if TYPE_CHECKING:
@@ -69,40 +70,45 @@ class BrowserCall:
     dropped_at_s: float | None = None  # call time when the connection was lost
 
 
-def analyse_call(directory: Path, language: str, transcriber: Any, db: Any) -> int | None:
-    """The post-call analysis, report and history row; the call's id in the history. One function
-    so that a job queue can take its place."""
-    from roleplay.app.analyse import analyse_call_dir
+def new_call_directory(calls_dir: Path, name: str) -> Path:
+    """A new empty directory `name` (else `name-2`, ...) under `calls_dir`, made here so that two
+    calls of the same scenario starting in the same second never share one."""
+    Path(calls_dir).mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        directory = Path(calls_dir) / (name if n == 1 else f"{name}-{n}")
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return directory
+    raise RoleplayError(f"{calls_dir}: {name} and {name}-2 to -999 exist")
 
-    analyse_call_dir(directory, language, transcriber, db=db)
-    with History(db) as history:
-        return history.call_id_for(call_dir=directory)
 
-
-def run_call(call: BrowserCall, plan: tuple[Path, Any, str]) -> int | None:
-    """The local drill's engine on the browser's stream, then `analyse_call`; the call's id."""
+def run_call(call: BrowserCall, plan: tuple[Path, Any, str]) -> None:
+    """The local drill's engine on the browser's stream, then its analysis queued as the local
+    drill's is (`live.after_call`): several drills' analyses wait on the queue instead of
+    competing with the drills still running; the page shows "being checked" until the job is done."""
     from roleplay.app.analyse import load_transcriber
-    from roleplay.app.demo import free_directory
     from roleplay.core.paths import cache_dir
     from roleplay.session.live import run_drill
 
     calls_dir, db, trainee = plan
     transcriber = load_transcriber(None)
-    directory = free_directory(calls_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{call.scenario_id}")
+    directory = new_call_directory(calls_dir, f"{time.strftime('%Y%m%d-%H%M%S')}-{call.scenario_id}")
     result = run_drill(scenario_id=call.scenario_id, trainee=trainee, out_dir=directory,
                        transcriber=transcriber, status=call.job, cache_dir=cache_dir() / "tts",
                        hang_up=call.job.hang_up, stream=call.stream)
+    del transcriber  # the live recognizer was this call's own; the analysis loads its own on the queue
     if result.cut_off and call.dropped_at_s is None:
         call.dropped_at_s = call.job.status().t_s
-    call.job.analysing()
-    return analyse_call(result.directory, result.language, transcriber, db)
+    after_call(call.job, result.directory, result.language, db=db, calls_dir=calls_dir)
 
 
 @dataclass
 class BrowserCalls:
     """The browser calls of this server process, and each user's last (the page after it)."""
 
-    run: Callable[[BrowserCall, tuple[Path, Any, str]], int | None] = run_call
+    run: Callable[[BrowserCall, tuple[Path, Any, str]], None] = run_call
     calls: dict[str, BrowserCall] = field(default_factory=dict)
     last: dict[str, BrowserCall] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -311,14 +317,10 @@ async def _send(websocket: WebSocket, call: BrowserCall, shown: Callable[[Any], 
 
 
 def _work(calls: BrowserCalls, call: BrowserCall, plan: tuple[Path, Any, str]) -> None:
-    """The drill, then its analysis (also of a call cut off by a dropped connection)."""
+    """The drill, then its analysis queued (also of a call cut off by a dropped connection)."""
     job = call.job
     try:
-        call_id = calls.run(call, plan)
-        if call_id is None:
-            job.fail("not_recorded")
-        else:
-            job.done(call_id=call_id)
+        calls.run(call, plan)
     except Exception as exc:
         if isinstance(exc, RoleplayError):
             log.warning("browser call of %s stopped: %s", job.owner, exc)
@@ -326,4 +328,7 @@ def _work(calls: BrowserCalls, call: BrowserCall, plan: tuple[Path, Any, str]) -
             log.exception("browser call of %s failed", job.owner)
         job.fail("analysis" if job.status().phase == "analysing" else "start")
     finally:
+        # a drill that ended without a call to check (one being checked has its waiter: after_call)
+        if job.running and job.status().phase != "analysing":
+            job.fail("not_recorded")
         calls.finished(call)
