@@ -20,7 +20,13 @@ from roleplay.core.errors import InputError
 from roleplay.speech import prosody
 from roleplay.speech.asr import LANGUAGES, TextScorer, Transcriber, Word
 from roleplay.speech.syllables import count_syllables, count_word_syllables, syllable_nuclei_s
-from roleplay.speech.vad import SpeechSegment, speech_segments
+from roleplay.speech.vad import (
+    SpeechSegment,
+    quiet_segments,
+    segments_from_probabilities,
+    speech_probabilities,
+    speech_segments,
+)
 
 SPEAKERS = ("caller", "trainee")
 
@@ -30,6 +36,10 @@ class TimingSettings:
     turn_gap_s: float = 1.5  # a speaker's pause up to this stays inside one turn
     min_interruption_overlap_s: float = 0.5  # shorter overlaps are early starts, not take-overs
     max_backchannel_s: float = 1.5
+    # a listener token in the other's pause (not over their speech) still counts as feedback when
+    # the other stopped at most this long before it and takes up again after it (AMI dev00: 0.38 s;
+    # a greeting answered 0.7 s after the other's 'Hello' is a turn)
+    max_backchannel_gap_s: float = 0.5
     baseline_min_speech_s: float = 9.0  # the guide: a rate needs ~9 s or 40 syllables
     baseline_min_syllables: int = 40
     # transcript and acoustic counts further apart than this: the recognizer dropped or invented
@@ -147,14 +157,15 @@ class _Segment:
     start_s: float
     end_s: float
     words: tuple[Word, ...]
+    quiet: bool = False  # found only by the second, level-lifted look (vad.quiet_segments)
 
     @property
     def text(self) -> str:
         return " ".join(w.text for w in self.words).strip()
 
 
-def _assign_words(segments: tuple[SpeechSegment, ...], words: tuple[Word, ...], speaker: str
-                  ) -> list[_Segment]:
+def _assign_words(segments: tuple[SpeechSegment, ...], words: tuple[Word, ...], speaker: str,
+                  quiet: frozenset[SpeechSegment] = frozenset()) -> list[_Segment]:
     buckets: list[list[Word]] = [[] for _ in segments]
     for w in words:
         mid = (w.start_s + w.end_s) / 2
@@ -162,36 +173,94 @@ def _assign_words(segments: tuple[SpeechSegment, ...], words: tuple[Word, ...], 
                    key=lambda i: 0.0 if segments[i].start_s <= mid <= segments[i].end_s
                    else min(abs(mid - segments[i].start_s), abs(mid - segments[i].end_s)))
         buckets[best].append(w)
-    return [_Segment(speaker, s.start_s, s.end_s, tuple(b)) for s, b in zip(segments, buckets, strict=True)]
+    return [_Segment(speaker, s.start_s, s.end_s, tuple(b), s in quiet)
+            for s, b in zip(segments, buckets, strict=True)]
+
+
+# hesitation sounds. Not "hm"/"hmm": alone over the other's speech that is the commonest continuer;
+# before the speaker's own words it starts the turn by position (`_goes_on`), like any token
+FILLERS = frozenset({"eh", "ehm", "uh", "uhm", "um", "umm", "er", "erm"})
+
+
+def _words_of(text: str) -> list[str]:
+    return "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()
+
+
+def is_filler(text: str) -> bool:
+    """Only hesitation sounds ("uhm", "eh"): the start of a turn, never feedback on its own."""
+    words = _words_of(text)
+    return bool(words) and all(w in FILLERS for w in words)
+
+
+def _goes_on(s: _Segment, own: list[_Segment], other: list[_Segment], settings: TimingSettings) -> bool:
+    """The speaker goes on after `s` (within the turn gap) before the other party takes up again:
+    `s` starts a turn ("Yes. ... I understand", "uhm ... Good evening"), it is no feedback."""
+    nxt = next((o for o in own if o.start_s >= s.end_s), None)
+    if nxt is None or nxt.start_s - s.end_s > settings.turn_gap_s:
+        return False
+    return not any(o.start_s < nxt.start_s and o.end_s > s.end_s + 0.3 for o in other)
+
+
+def _feedback_position(s: _Segment, other: list[_Segment], settings: TimingSettings) -> bool:
+    """While the other speaks (they were talking at its onset, or stopped under 0.3 s before, in
+    speech longer than the token), or in their pause: they spoke under `max_backchannel_gap_s`
+    before it and take up again within the turn gap after it."""
+    duration = s.end_s - s.start_s
+    if any(o.start_s < s.start_s < o.end_s + 0.3 and o.end_s - o.start_s > duration for o in other):
+        return True
+    before = any(0 <= s.start_s - o.end_s <= settings.max_backchannel_gap_s for o in other)
+    after = any(0 <= o.start_s - s.end_s <= settings.turn_gap_s for o in other)
+    return before and after
+
+
+def _token_words(s: _Segment, language: str, settings: TimingSettings) -> bool:
+    """Whether the words allow feedback. Confident words: listener tokens only, not a filler alone.
+    An untranscribed or low-confidence short token is judged on its own by its duration, never
+    by its doubtful words: it is usually 'hm' or 'yes' ('Amen.', 'The end.', 'menu, right?' at
+    p < 0.5), and taken as words it became a turn and a false interruption."""
+    probability = float(np.mean([w.probability for w in s.words])) if s.words else 0.0
+    if s.text and probability >= settings.min_word_probability:
+        return is_backchannel(s.text, language=language) and not is_filler(s.text)
+    return True  # a doubtful 'ER.' may be 'mm' as well as 'uhm': its position decides
 
 
 def _split_backchannels(segs: dict[str, list[_Segment]], language: str, settings: TimingSettings
                         ) -> tuple[dict[str, list[_Segment]], list[Backchannel]]:
-    """A short listener token ('ja', 'hm', 'oké') while the other speaks is not a turn.
-
-    'While the other speaks': the other party was already talking at its onset (or stopped less
-    than 0.3 s before), in speech longer than the token itself."""
+    """A short listener token ('ja', 'hm', 'oké') while the other speaks is not a turn: decided by
+    duration, position (`_feedback_position`, and the speaker does not go on) and words
+    (`_token_words`). A quiet segment (found only by the second look) that is not feedback and does
+    not start a turn is dropped: it may be breath or the other party's residue."""
     kept: dict[str, list[_Segment]] = {}
     backchannels: list[Backchannel] = []
     for speaker, own in segs.items():
         other = segs[_other(speaker)]
         kept[speaker] = []
         for s in own:
-            duration = s.end_s - s.start_s
-            short = duration <= settings.max_backchannel_s
-            during_other = any(o.start_s < s.start_s < o.end_s + 0.3 and o.end_s - o.start_s > duration
-                               for o in other)
-            probability = float(np.mean([w.probability for w in s.words])) if s.words else 0.0
-            if s.text and probability >= settings.min_word_probability:
-                token = is_backchannel(s.text, language=language)
-            else:
-                # an untranscribed or misheard blip is usually 'hm' ('Amen.', 'The end.' at p < 0.5)
-                token = duration < 0.8
-            if short and during_other and token:
+            goes_on = _goes_on(s, own, other, settings)
+            if (s.end_s - s.start_s <= settings.max_backchannel_s and not goes_on
+                    and _feedback_position(s, other, settings) and _token_words(s, language, settings)):
                 backchannels.append(Backchannel(speaker, s.start_s, s.end_s, s.text))
-            else:
+            elif goes_on or not s.quiet:
                 kept[speaker].append(s)
     return kept, sorted(backchannels, key=lambda b: b.start_s)
+
+
+def _voice_activity(audio: Audio) -> tuple[tuple[SpeechSegment, ...], frozenset[SpeechSegment]]:
+    """The VAD's segments plus the quiet ones of the second look (`vad.quiet_segments`); a quiet
+    one under 0.3 s from an ordinary segment is joined to it (a soft onset: "uhm", "oh")."""
+    probs = speech_probabilities(audio)
+    loud = segments_from_probabilities(probs, duration_s=audio.duration_s)
+    spans = [[s.start_s, s.end_s, False] for s in loud]
+    spans += [[q.start_s, q.end_s, True] for q in quiet_segments(audio, loud, probs=probs)]
+    merged: list[list[Any]] = []
+    for a, b, quiet in sorted(spans, key=lambda x: x[0]):
+        if merged and a - merged[-1][1] < 0.3:
+            merged[-1][1] = max(merged[-1][1], b)
+            merged[-1][2] = merged[-1][2] and quiet
+        else:
+            merged.append([a, b, quiet])
+    segments = tuple(SpeechSegment(a, b) for a, b, _ in merged)
+    return segments, frozenset(seg for seg, m in zip(segments, merged, strict=True) if m[2])
 
 
 def _other(speaker: str) -> str:
@@ -476,10 +545,10 @@ def analyse_audio(
     segs: dict[str, list[_Segment]] = {"caller": [], "trainee": []}
     for speaker, audio in tracks.items():
         step(f"voice activity ({speaker})")
-        vad = speech_segments(audio)
+        vad, quiet = _voice_activity(audio)
         step(f"speech recognition ({speaker})")
         words = transcriber.transcribe(audio, vad, language=language)
-        segs[speaker] = _assign_words(vad, words, speaker) if vad else []
+        segs[speaker] = _assign_words(vad, words, speaker, quiet) if vad else []
         peak = float(np.max(np.abs(audio.samples))) if len(audio.samples) else 0.0
         clipped = prosody.clipped_fraction(audio)
         quality[speaker] = {"peak_dbfs": round(20 * np.log10(max(peak, 1e-9)), 1),

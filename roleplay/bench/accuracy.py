@@ -393,6 +393,7 @@ def run_accuracy(*, model: str | None) -> int:
     else:
         print(f"\n(human read speech skipped: {human_dir} is not present)")
     leak_figures = _run_leak_calls(acc_set, transcriber=transcriber, cache_dir=tts_cache)
+    real_figures = _run_real_conversations(transcriber=transcriber)
     phrase_figures = score_phrase_set(transcriber=transcriber, cache_dir=tts_cache)
     elapsed = time.perf_counter() - started
     print(f"\nrun time {elapsed:.0f} s")
@@ -414,6 +415,7 @@ def run_accuracy(*, model: str | None) -> int:
         "run_s": f"{elapsed:.0f}",
     }
     figures.update(leak_figures)
+    figures.update(real_figures)
     figures.update(phrase_figures)
     print(" ".join(f"{key}={value}" for key, value in figures.items()))
     return 0
@@ -429,6 +431,18 @@ def _run_leak_calls(acc_set: AccuracySet, *, transcriber: Any, cache_dir: Path) 
     specs = leak_specs(yaml.safe_load(SET_PATH.read_text(encoding="utf-8")))
     return run_leak_calls(specs, {c.id: c for c in acc_set.calls}, transcriber=transcriber, cache_dir=cache_dir,
                           score_overlaps=_score_overlaps, new_tally=Tally.empty)
+
+
+def _run_real_conversations(*, transcriber: Any) -> dict[str, str]:
+    """Human English conversations against hand-checked speaker timings (issue 11, section 3;
+    roleplay/bench/conversations.py and real_conversations.yaml)."""
+    from roleplay.bench.conversations import run_conversations
+
+    print("\n== real conversations (human English from ../shared/speech, two tracks gated by "
+          "hand-checked timings)")
+    figures = run_conversations(shared_speech_dir(), transcriber=transcriber)
+    print("  -> " + " ".join(f"{key}={value}" for key, value in figures.items()))
+    return figures
 
 
 # --- phrases per category (issue 11, "Dutch phrases") ---
