@@ -189,20 +189,3 @@ def test_killed_worker_leaves_its_job_to_another_and_the_report_appears_once(ser
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(60)
         queue.app.close()
-
-
-@pytest.mark.slow
-@pytest.mark.model
-def test_queued_analyses_do_not_slow_a_running_drill(example_call, tmp_path, monkeypatch):
-    """A drill's reply delay (bench load's harness: real live recognizer, real-time scripted
-    trainee) with and without three real analyses queued on the server's worker thread meanwhile:
-    they run one at a time at a lower priority, so the drill's p95 stays within 0.5 s of its own."""
-    from roleplay.bench.live import prepare_trainee
-    from roleplay.bench.load import run_load
-
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    prepare_trainee("bench")
-    alone = run_load(1, backlog=0, work=tmp_path, example=None, lines=4)
-    busy = run_load(1, backlog=3, work=tmp_path, example=example_call, lines=4)
-    assert len(alone.delays_s) >= 3 and len(busy.delays_s) >= 3
-    assert busy.p95_s < alone.p95_s + 0.5, (alone, busy)

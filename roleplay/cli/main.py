@@ -181,9 +181,8 @@ def _add_bench(sub: Any) -> None:
                    help="demo seeds (rates: default 1 2; scenarios: default 1 2 3; latency: drill seeds, default 1 2)")
     b.add_argument("--scenario", action="append", default=[], metavar="ID",
                    help="scenarios: only this one (repeatable)")
-    b.add_argument("--drills", default="1,2,3", metavar="N[,N...]", help="load: drills at once (default 1,2,3)")
-    b.add_argument("--backlog", type=int, default=0, metavar="K",
-                   help="load: also each N with K post-call analyses queued meanwhile")
+    b.add_argument("--drills", default="1,2,3", metavar="N[,N...]",
+                   help="load: simulated browsers calling the server at once (default 1,2,3)")
     _add_model(b)
 
 
@@ -282,9 +281,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             counts = [int(v) for v in args.drills.split(",")]
         except ValueError:
             counts = []
-        if not counts or min(counts) < 1 or args.backlog < 0:
+        if not counts or min(counts) < 1:
             raise InputError(f"--drills {args.drills!r}: expected whole numbers from 1, e.g. 1,2,4")
-        return run_load_bench(counts, backlog=args.backlog)
+        return run_load_bench(counts)
     if args.what == "voices":
         from roleplay.bench.voices import run_voices_bench
 
