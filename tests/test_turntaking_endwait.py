@@ -20,14 +20,17 @@ RATE_HZ = 16_000
 
 
 @pytest.mark.parametrize(("text", "pitch", "language", "wait_s", "reason"), [
-    (None, -4.0, "nl", S.end_of_turn_s, "no words yet"),  # the words decide: none yet
+    # no words yet: the caller could not answer anyway; a level pitch may go on
+    (None, -4.0, "nl", S.end_of_turn_s, "no words yet"),
+    (None, None, "nl", S.end_of_turn_s, "no words yet"),
+    (None, 0.3, "nl", S.continuing_s, "no words yet, level pitch"),
     ("", None, "nl", S.end_of_turn_s, "no words heard"),
     ("Wat is uw geboortedatum?", 2.0, "nl", S.complete_s, "question"),
     ("Ik begrijp dat u ongerust bent.", -3.0, "nl", S.complete_s, "sentence, falling pitch"),
     ("Ik begrijp dat u ongerust bent.", None, "nl", S.sentence_s, "sentence, no pitch"),
     # the recognizer's full stop also ends a clause cut at a comma: level pitch may go on
-    ("Ik begrijp dat u ongerust bent.", 0.2, "nl", S.end_of_turn_s, "sentence, level pitch"),
-    ("Ik begrijp dat u ongerust bent.", 3.0, "nl", S.end_of_turn_s, "sentence, rising pitch"),
+    ("Ik begrijp dat u ongerust bent.", 0.2, "nl", S.continuing_s, "words, level pitch"),
+    ("Ik begrijp dat u ongerust bent.", 3.0, "nl", S.continuing_s, "words, rising pitch"),
     ("Dat is heel vervelend voor u, maar.", -3.0, "nl", S.trailing_s, "trails off: 'maar ...'"),
     ("Ik stuur een dokter, want", None, "nl", S.trailing_s, "trails off: 'want ...'"),
     ("Dus...", -3.0, "nl", S.trailing_s, "trails off: 'dus ...'"),
@@ -37,9 +40,10 @@ RATE_HZ = 16_000
     ("I will send a doctor and", -3.0, "en", S.trailing_s, "trails off: 'and ...'"),
     ("Um.", -3.0, "en", S.trailing_s, "trails off: 'um ...'"),
     ("What is your date of birth?", None, "en", S.complete_s, "question"),
-    ("I will send a doctor", -3.0, "en", S.end_of_turn_s, "no sentence end, falling pitch"),
+    ("I will send a doctor", -3.0, "en", S.sentence_s, "no sentence end, falling pitch"),
+    ("I will send a doctor", None, "en", S.end_of_turn_s, "no sentence end, no pitch"),
     # "en" is Dutch for "and", not an English word that trails off
-    ("Ik kom eraan en", None, "en", S.end_of_turn_s, "no sentence end, level pitch"),
+    ("Ik kom eraan en", None, "en", S.end_of_turn_s, "no sentence end, no pitch"),
 ])
 def test_the_words_and_the_pitch_decide_the_wait(text, pitch, language, wait_s, reason) -> None:
     got = end_of_turn_wait(EndCues(text, pitch, language), S)
@@ -47,7 +51,7 @@ def test_the_words_and_the_pitch_decide_the_wait(text, pitch, language, wait_s, 
 
 
 def test_shorter_for_a_finished_turn_longer_for_one_that_trails_off() -> None:
-    assert S.complete_s < S.sentence_s < S.end_of_turn_s < S.trailing_s
+    assert S.complete_s < S.sentence_s < S.end_of_turn_s < S.continuing_s < S.trailing_s
 
 
 def test_the_fixed_rule_ignores_the_cues() -> None:
@@ -186,3 +190,27 @@ def test_speech_soon_after_the_callers_reply_starts_is_a_premature_start(onset_s
         assert found[0]["after_caller_s"] == pytest.approx(onset_s - 5.2, abs=f)
     else:
         assert drill.premature == [] and found == []
+
+
+@pytest.mark.slow
+def test_replayed_bench_turns_end_sooner_and_no_more_often_too_soon(transcriber) -> None:
+    """The bench's scripted turns through the VAD, the state machine and the real recognizer, on
+    the replay's own clock (no load): with the words there 0.3 s after recognition starts, the
+    rule from words and pitch answers finished turns sooner than the fixed wait and ends no
+    mid-sentence pause ("want, |0.9| ..."), which the fixed 0.7 s does."""
+    from roleplay.bench.live import BENCH_REPLIES, espeak
+    from roleplay.bench.turnreplay import replay
+    from roleplay.session.live import _live_transcriber
+
+    texts = [r[0] for r in BENCH_REPLIES if "want" in r[0] or "dus" in r[0]] + [
+        "Ik begrijp dat u ongerust bent.", "Ik blijf bij u aan de lijn."]
+    ends = [e for e in replay(texts, _live_transcriber(transcriber),
+                              speak=lambda t: espeak(t).samples) if e.recognition_s == 0.3]
+    for e in ends:
+        print(e)
+    fixed = [e for e in ends if e.rule == "fixed"]
+    cues = [e for e in ends if e.rule == "cues"]
+    assert sum(e.premature for e in fixed) == 2  # the two long mid-sentence pauses
+    assert sum(e.premature for e in cues) == 0
+    finished = [e.delay_s for e in cues if e.text in texts[-2:]]
+    assert max(finished) < min(e.delay_s for e in fixed if e.text in texts[-2:]) - 0.1

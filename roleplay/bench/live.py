@@ -48,7 +48,6 @@ BENCH_REPLIES = (
     ("Wat ik wel kan doen is de dokter nu bellen.", "after", 0.7),
     ("Ik heb het adres, en, | de dokter rijdt nu weg.", "after", 0.6),
 )
-RULES = ("fixed", "cues")  # the end-of-turn rules compared: before, after
 
 
 PAUSE_S = 0.5  # longer than the VAD's shortest gap (0.3 s), shorter than the end of a turn (0.7 s)
@@ -172,6 +171,8 @@ def run_latency_bench(model: str | None, *, seeds: list[int] | None = None,
 
     from roleplay.app.analyse import load_transcriber
     from roleplay.bench.machine import print_machine
+    from roleplay.bench.turnreplay import RULES, print_replay, replay
+    from roleplay.session.live import _live_transcriber
 
     work = Path(tempfile.mkdtemp(prefix="roleplay-bench-latency-"))
     os.environ.setdefault("XDG_DATA_HOME", str(work / "data"))
@@ -180,7 +181,10 @@ def run_latency_bench(model: str | None, *, seeds: list[int] | None = None,
     caller_lines = caller_lines or len(BENCH_REPLIES) + 1  # the greeting's reply, then one a reply
     results: dict[str, list] = {rule: [] for rule in RULES}
     print_machine()
-    print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print_replay(replay([GREETING] + [r[0] for r in BENCH_REPLIES], _live_transcriber(transcriber),
+                        speak=lambda text: espeak(text).samples))
+    print(f"\nlive calls over the virtual devices; load average at the start: "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for seed in seeds or [1, 2]:
         for rule in RULES:
             result, cpu_s = _bench_call(work, f"{rule}-{seed}", transcriber, rule, seed, caller_lines)

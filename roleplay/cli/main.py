@@ -151,7 +151,8 @@ def _add_drill(sub: Any) -> None:
     dr.add_argument("--input-device", metavar="DEV", help="PortAudio index or part of a name")
     dr.add_argument("--output-device", metavar="DEV", help="PortAudio index or part of a name")
     dr.add_argument("--end-of-turn", type=_positive_float, default=0.7, metavar="S",
-                    help="seconds of silence that end your turn when its words and pitch do not decide it (default 0.7)")
+                    help="seconds of silence that end your turn when its words and pitch do not "
+                         "decide it (default 0.7)")
     dr.add_argument("--out", metavar="DIR", default="drill-call",
                     help="call directory to write (if it is not empty: DIR-2, DIR-3, ...)")
     dr.add_argument("--repeat", type=_calls, default=1, metavar="N",

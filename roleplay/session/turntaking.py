@@ -69,7 +69,8 @@ class TurnSettings:
     # The end of a turn from its words and pitch (`end_of_turn_wait`); False: always end_of_turn_s.
     adaptive: bool = True
     complete_s: float = 0.3  # a question, or a sentence ending in falling pitch
-    sentence_s: float = 0.45  # a sentence whose pitch could not be measured
+    sentence_s: float = 0.45  # a sentence without measured pitch, or falling words without a full stop
+    continuing_s: float = 1.0  # the pitch stays level or rises: the speaker may go on
     trailing_s: float = 1.2  # the words trail off ("en ...", a filler): a hesitation, wait longer
     falling_st: float = -1.0  # the end of the turn this many semitones below its middle: falling
     rising_st: float = 1.5  # ... this many above: rising (a list or a continuation goes on)
@@ -78,7 +79,7 @@ class TurnSettings:
         if not 0.0 < self.offset_threshold <= self.onset_threshold < 1.0:
             raise ValueError("expected 0 < offset_threshold <= onset_threshold < 1")
         for name in ("end_of_turn_s", "interrupt_min_s", "backchannel_max_s", "no_answer_s",
-                     "frame_s", "complete_s", "sentence_s", "trailing_s"):
+                     "frame_s", "complete_s", "sentence_s", "continuing_s", "trailing_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -120,14 +121,18 @@ def end_of_turn_wait(cues: EndCues, settings: TurnSettings) -> EndWait:
     question ends it soon, words that trail off ("maar ...", "and ...", a filler) make the caller
     wait longer. The recognizer ends nearly every stretch with a full stop, also one cut at a
     comma, so a sentence ends the turn soon only when its pitch falls; a level or rising end may go
-    on. Nothing known yet: the fixed `end_of_turn_s` (the caller needs the words to answer)."""
+    on (`continuing_s`). No words yet: the fixed `end_of_turn_s`, longer if the pitch says the
+    speaker may go on (the caller needs the words to answer, so ending sooner gains nothing)."""
     s = settings
     if not s.adaptive:
         return EndWait(s.end_of_turn_s, "fixed")
     pitch = cues.final_pitch_st
     tone = ("falling" if pitch is not None and pitch <= s.falling_st
             else "rising" if pitch is not None and pitch >= s.rising_st else "level")
+    going_on = tone != "falling" and pitch is not None
     if cues.text is None:
+        if going_on:
+            return EndWait(max(s.end_of_turn_s, s.continuing_s), f"no words yet, {tone} pitch")
         return EndWait(s.end_of_turn_s, "no words yet")
     text = cues.text.strip()
     words = re.findall(r"[^\W\d_]+", text.lower())
@@ -138,13 +143,14 @@ def end_of_turn_wait(cues: EndCues, settings: TurnSettings) -> EndWait:
         return EndWait(s.trailing_s, f"trails off: '{last} ...'")
     if text.endswith("?"):
         return EndWait(s.complete_s, "question")
+    if going_on:
+        return EndWait(max(s.end_of_turn_s, s.continuing_s), f"words, {tone} pitch")
     if not _SENTENCE_END.search(text):
-        return EndWait(s.end_of_turn_s, f"no sentence end, {tone} pitch")
+        return EndWait(s.sentence_s if tone == "falling" else s.end_of_turn_s,
+                       f"no sentence end, {tone if pitch is not None else 'no'} pitch")
     if tone == "falling":
         return EndWait(s.complete_s, "sentence, falling pitch")
-    if pitch is None:
-        return EndWait(s.sentence_s, "sentence, no pitch")
-    return EndWait(s.end_of_turn_s, f"sentence, {tone} pitch")
+    return EndWait(s.sentence_s, "sentence, no pitch")
 
 
 PITCH_FRAME = 640  # 40 ms at 16 kHz
