@@ -31,9 +31,8 @@ REPLIES = (
     ("Ik begrijp dat u ongerust bent.", "after", 1.0),
     ("Maar meneer, luister nu eens even naar mij.", "interrupt", 1.2),
     ("Ik stuur nu een dokter naar u toe, binnen een uur is hij er.", "after", 0.6),
-    # a pause inside the turn: the early recognition covers the words before it, the rest is
-    # added (mid-sentence, so the caller waits: a finished sentence may end the turn at 0.3 s)
-    ("Dat is heel vervelend voor u, en, | ik begrijp het.", "after", 0.5),
+    # a pause inside the turn: the early recognition covers the first sentence, the rest is added
+    ("Dat is heel vervelend voor u. | Ik begrijp het.", "after", 0.5),
 )
 
 
