@@ -23,10 +23,12 @@ the source, so it does not bias the fit; only its variance). Then, per 20 ms fra
 `method="gate"` is the live drill's echo gate applied afterwards (no subtraction: a frame passes
 only when it is `margin_db` louder than the predicted leak), kept as the comparison in
 `roleplay bench accuracy`. A block is treated as leaking only when the fit takes away at least
-`min_block_erle_db` in the upper quarter of its frames (so clean calls pass through unchanged); a
-block too quiet or too busy with double talk to fit alone borrows the nearest leaking block's
-filter if it takes energy away there. The recording on disk is never changed: the analysis cleans
-its copy in memory.
+`min_block_erle_db` in the upper quarter of its frames (so clean calls pass through unchanged).
+Each frame then takes, of the block's own fit and the nearest leaking blocks' fits before and after
+it, the one that explains it best: a block too quiet or too busy with double talk to fit alone
+borrows a neighbour's, and an echo path that jumps mid-block (a loaded sound server moving its
+output) is followed at the frame where it jumps. The recording on disk is never changed: the
+analysis cleans its copy in memory.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ METHODS = ("cancel", "gate")
 @dataclass(frozen=True)
 class CrosstalkSettings:
     method: str = "cancel"
-    min_delay_s: float = -0.005  # a drill's trainee track is aligned to the playback within a few ms
+    # a drill's trainee track is aligned to the playback, but until the drill sees the echo move
+    # (an `echo-offset` shift) it sits where the path put it: 29 ms early seen under load
+    min_delay_s: float = -0.06
     # rooms and phone paths: tens of milliseconds; but a drill whose lag measurement failed (no
     # chirp heard) leaves the echo at the device's whole latency: 1.46 s seen over virtual devices
     max_delay_s: float = 2.0
@@ -202,51 +206,113 @@ def remove_leak(source: np.ndarray, target: np.ndarray, *, rate_hz: int,
     confident = [f for f in fits if f.confident]
     out = target.astype(np.float32, copy=True)
     leak_frames = np.zeros(len(target) // frame, dtype=bool)
-    delays: list[int] = []
-    pred_energy = src_energy = leak_in = leak_out = 0.0
+    blocks: list[_BlockOut] = []
+    leak_in = leak_out = 0.0
     for f in fits if confident else ():
-        # a block too quiet or too busy to fit alone borrows the nearest confident block's filter
-        use = f if f.confident else min(confident, key=lambda c: abs(c.start - f.start))
-        y = target[f.start:f.end].astype(np.float64)
-        pred = _predict(source, f.start, f.end, use.first_tap, use.h)
-        ey, er, ep = _energies(y, pred, frame)
-        active = ep > settings.min_leak_rms**2
-        if not active.any() or er[active].sum() >= ey[active].sum():
-            continue  # the borrowed filter does not fit here
-        delays.append(use.peak)
-        pred_energy += float(np.sum(pred**2))
-        src_energy += float(np.sum(_segment(source, f.start - use.peak, f.end - use.peak) ** 2))
-        reduction_db = 10 * np.log10((ey + 1e-20) / (er + 1e-20))
-        if settings.method == "cancel":
-            # explained: the copy takes most of the energy away, or the frame is hardly louder than
-            # the predicted leak (a leak path the filter cannot follow, e.g. a resampler's drift)
-            # the predicted leak's loudest frame within +-2 frames: a drifting path moves it
-            ep_near = np.max([np.roll(ep, k) for k in range(-2, 3)], axis=0)
-            alone = active & ((reduction_db >= settings.explained_db)
-                              | (ey <= ep_near * 10 ** (settings.level_margin_db / 10)))
-            cleaned = y - pred
-        else:
-            alone = active & (10 * np.log10((ey + 1e-20) / (ep + 1e-20)) <= settings.margin_db)
-            cleaned = y
-        # clearly the target party: louder than the leak and well above the track's noise floor
-        voiced = active & ~alone & (er > ep) & (er > 4.0 * np.percentile(er, 10))
-        alone = _held(alone, voiced, int(settings.hold_s / settings.frame_s))
-        leak_in += float(np.sum(ey[alone]))
-        leak_out += float(np.sum(er[alone]))
-        cleaned = cleaned.reshape(-1, frame)
-        cleaned[alone] = 0.0
-        out[f.start:f.end] = cleaned.reshape(-1)
-        leak_frames[f.start // frame:f.end // frame] = alone
-    found = bool(delays)
+        block_out = _clean_block(source, target, f, _candidates(f, confident), frame=frame, settings=settings)
+        if block_out is None:
+            continue
+        blocks.append(block_out)
+        leak_in += block_out.leak_in
+        leak_out += block_out.leak_out
+        out[f.start:f.end] = block_out.samples
+        leak_frames[f.start // frame:f.end // frame] = block_out.alone
+    found = bool(blocks)
+    # delay and level from the confident blocks the filters cancel (elsewhere the fit is no measure)
+    measured = [b for b in blocks if b.measures] or blocks
+    delays = [b.peak for b in measured]
+    pred_energy, src_energy = sum(b.pred_energy for b in measured), sum(b.src_energy for b in measured)
     report = LeakReport(
         found=found,
         delay_ms=round(1000.0 * float(np.median(delays)) / rate_hz, 1) if found else None,
         gain_db=round(float(10 * np.log10(pred_energy / src_energy)), 1) if found and src_energy > 0 else None,
         erle_db=round(float(10 * np.log10(leak_in / leak_out)), 1) if leak_out > 0 and settings.method == "cancel"
         else None,
-        leak_s=round(float(leak_frames.sum()) * settings.frame_s, 2), blocks=len(delays),
+        leak_s=round(float(leak_frames.sum()) * settings.frame_s, 2), blocks=len(blocks),
         blocks_total=len(range(0, len(target) // frame * frame, block)))
     return Cleaned(out if found else target, report)
+
+
+@dataclass(frozen=True)
+class _BlockOut:
+    samples: np.ndarray  # the block cleaned
+    alone: np.ndarray  # per frame: the leak alone, set to silence
+    peak: int  # delay of the filter most frames took, samples
+    pred_energy: float  # of the predicted leak
+    src_energy: float  # of the source at that delay
+    leak_in: float  # energy of the leak-alone frames before and after (ERLE)
+    leak_out: float
+    cancels: bool  # the subtraction takes energy away (else only the level criterion applied)
+    measures: bool  # and the block's own fit is confident: its delay and level are the leak's
+
+
+def _clean_block(source: np.ndarray, target: np.ndarray, f: _Fit, cands: list[_Fit], *, frame: int,
+                 settings: CrosstalkSettings) -> _BlockOut | None:
+    """`f`'s block of `target` with the predicted leak subtracted (method "cancel") and the frames
+    it explains set to silence; None when the source is silent there."""
+    y = target[f.start:f.end].astype(np.float64)
+    pred, choice, ep_any = _best_prediction(source, f, cands, y, frame)
+    ey, er, ep = _energies(y, pred, frame)
+    active = ep > settings.min_leak_rms**2
+    if not active.any():
+        return None
+    # the filters do not cancel here (a path they cannot follow: module-loopback's resampler over
+    # a 1.45 s lag): subtract nothing and let the leak's level find it
+    cancels = settings.method == "cancel" and er[active].sum() < ey[active].sum()
+    if not cancels:
+        er = ey
+    use = cands[int(np.bincount(choice, minlength=len(cands)).argmax())]
+    reduction_db = 10 * np.log10((ey + 1e-20) / (er + 1e-20))
+    if settings.method == "cancel":
+        # explained: the copy takes most of the energy away, or the frame is hardly louder than
+        # the loudest frame any candidate path predicts within +-2 frames (a drifting path moves
+        # the leak, and where it jumps neither filter cancels it)
+        ep_near = np.max([np.roll(ep_any, k) for k in range(-2, 3)], axis=0)
+        alone = active & ((reduction_db >= settings.explained_db)
+                          | (ey <= ep_near * 10 ** (settings.level_margin_db / 10)))
+    else:
+        alone = active & (10 * np.log10((ey + 1e-20) / (ep + 1e-20)) <= settings.margin_db)
+    cleaned = y - pred if cancels else y.copy()
+    # clearly the target party: louder than the leak and well above the track's noise floor
+    voiced = active & ~alone & (er > ep) & (er > 4.0 * np.percentile(er, 10))
+    alone = _held(alone, voiced, int(settings.hold_s / settings.frame_s))
+    cleaned = cleaned.reshape(-1, frame)
+    cleaned[alone] = 0.0
+    return _BlockOut(cleaned.reshape(-1).astype(np.float32), alone, use.peak, float(np.sum(pred**2)),
+                     float(np.sum(_segment(source, f.start - use.peak, f.end - use.peak) ** 2)),
+                     float(np.sum(ey[alone])), float(np.sum(er[alone])), cancels, cancels and f.confident)
+
+
+def _candidates(f: _Fit, confident: list[_Fit]) -> list[_Fit]:
+    """The filters that may hold in `f`'s block: its own fit when confident and the nearest
+    confident fits before and after it. A block too quiet or too busy with double talk to fit alone
+    borrows them (its own fit is biased by the other voice); and the echo path can jump mid-block
+    (PulseAudio's output moved it by 118 ms in the middle of a caller line under load), which no
+    single filter of the block follows."""
+    before = [c for c in confident if c.start < f.start]
+    after = [c for c in confident if c.start > f.start]
+    out = [f] if f.confident else []
+    out += [max(before, key=lambda c: c.start)] if before else []
+    out += [min(after, key=lambda c: c.start)] if after else []
+    return out
+
+
+def _best_prediction(source: np.ndarray, f: _Fit, cands: list[_Fit], y: np.ndarray, frame: int,
+                     smooth: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The predicted leak in `y` (target[f.start:f.end]), per frame from the candidate filter that
+    leaves the least residue over that frame and `smooth` frames either side (a few fixed filters of
+    the source cannot explain the other party's voice, so the choice follows the leak path).
+    Returns (prediction, index of the chosen candidate per frame, the loudest candidate's
+    predicted energy per frame)."""
+    preds = np.stack([_predict(source, f.start, f.end, c.first_tap, c.h) for c in cands])
+    n = len(y) // frame
+    residue = np.stack([_frame_energy(y - p, frame) for p in preds])
+    kernel = np.ones(2 * smooth + 1)
+    smoothed = np.stack([np.convolve(r, kernel, mode="same") for r in residue])
+    choice = np.argmin(smoothed, axis=0)
+    pred = preds[:, : n * frame].reshape(len(cands), n, frame)[choice, np.arange(n)].reshape(-1)
+    loudest = np.max([_frame_energy(p, frame) for p in preds], axis=0)
+    return pred, choice, loudest
 
 
 def _held(alone: np.ndarray, voiced: np.ndarray, hold: int) -> np.ndarray:
