@@ -52,6 +52,11 @@ HEARD_GARBLED = [
      "since"),
     ("nl", "Maat ik meel kan doen. De arts komt weer een uur mee langs. Sinds m 'n eet te dit.",
      "since"),
+    # from `roleplay bench scenarios` (2026-11-30): missed there before "is de patient geboren"
+    # was a phrasing; the poor trainee's, recognised, were left unanswered as the caller hung up
+    ("nl", "Ik hoog dat u dit morgen maakt. Maar dit is de patiënt jabogen.", "date_of_birth"),
+    ("nl", "Ja maar u moet matten, let als iedereen, wat is de ram van de patiënt?", "patient_name"),
+    ("en", "You have to wait like every nobody else. What is the patient's name?", "patient_name"),
 ]
 HEARD = json.loads((Path(__file__).parent / "data" / "questions_heard.json").read_text(
     encoding="utf-8"))["turns"]
