@@ -161,13 +161,15 @@ class _Stream:
     restarts = 0
 
 
-@pytest.mark.parametrize(("onset_s", "premature"), [
-    (5.1, True),  # between the decision and the caller's first sound
-    (5.5, True),  # 0.3 s into the caller's reply: the trainee was going on
-    (5.95, True),
-    (6.1, False),  # 0.9 s in: a reaction to the caller, not the same turn
+@pytest.mark.parametrize(("onset_s", "lasts_s", "premature"), [
+    (5.1, 2.0, True),  # between the decision and the caller's first sound
+    (5.5, 2.0, True),  # 0.3 s into the caller's reply: the trainee was going on
+    (5.95, 0.3, True),
+    (6.1, 2.0, False),  # 0.9 s in: a reaction to the caller, not the same turn
+    (5.5, 0.1, False),  # a blip, not speech going on
 ])
-def test_speech_soon_after_the_callers_reply_starts_is_a_premature_start(onset_s, premature) -> None:
+def test_speech_soon_after_the_callers_reply_starts_is_a_premature_start(onset_s, lasts_s,
+                                                                        premature) -> None:
     from roleplay.audio.devices import LagMeasurement
     from roleplay.session.live import Drill, DrillSettings, _Reply, _Status
 
@@ -180,7 +182,8 @@ def test_speech_soon_after_the_callers_reply_starts_is_a_premature_start(onset_s
     f = S.frame_s
     for i in range(int(5.0 / f), int(7.0 / f)):
         t = i * f
-        drill.taker.step(t, 0.9 if t >= onset_s - 1e-9 else 0.02, caller_playing=False)
+        speaking = onset_s - 1e-9 <= t < onset_s + lasts_s - 1e-9
+        drill.taker.step(t, 0.9 if speaking else 0.02, caller_playing=False)
         drill._watch_reply(t + f)
     found = [fields for kind, fields in writer.events if kind == "premature-start"]
     assert drill._reply is None

@@ -21,9 +21,9 @@ of the caller's reply, both on the call timeline) is logged with its parts as a 
 event: silence wait (how long the pause had to be, and why: `end_wait_s`, `end_reason`, decided by
 `turntaking.end_of_turn_wait` from the words recognised in the pause and the pitch at its end),
 input (device and queue delay until the loop saw that frame), recognition, decision, synthesis
-and audio output. A trainee who speaks again within PREMATURE_WINDOW_S of the caller's reply
-starting (or before it starts) was not finished: a `premature-start` event, the cost of ending
-turns sooner.
+and audio output. A trainee who speaks again (for PREMATURE_MIN_S at least) within
+PREMATURE_WINDOW_S of the caller's reply starting, or before it starts, was not finished: a
+`premature-start` event, the cost of ending turns sooner.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ PITCH_WINDOW_S = 1.0  # the end of the speech before a pause whose pitch movemen
 # turn: a reaction to the caller's words comes later (the guide's take-over is 0.5 s of speech,
 # after hearing some of the line), so an onset within it means the caller started too soon.
 PREMATURE_WINDOW_S = 0.8
+PREMATURE_MIN_S = 0.2  # ... and lasts this long: a VAD blip or a click is not going on
 
 
 @dataclass(frozen=True)
@@ -557,9 +558,10 @@ class Drill:
         if reply is None:
             return
         onset = taker.speech_start_s
-        if taker.trainee_speaking and onset is not None and onset >= reply.decided_s - 1e-9:
-            self._reply = None
-            if onset <= reply.start_s + PREMATURE_WINDOW_S:
+        if (taker.trainee_speaking and onset is not None
+                and reply.decided_s - 1e-9 <= onset <= reply.start_s + PREMATURE_WINDOW_S):
+            if t_s - onset >= PREMATURE_MIN_S - 1e-9:
+                self._reply = None
                 self.premature.append(reply.turn)
                 self.writer.event("premature-start", t_s=round(onset, 3), turn=reply.turn,
                                   caller_start_s=round(reply.start_s, 3),
