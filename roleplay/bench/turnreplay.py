@@ -44,7 +44,8 @@ class ReplayEnd:
     recognition_s: float
     delay_s: float  # end of speech -> the caller's first sound
     premature: bool  # ended in a pause the script goes on after
-    reason: str
+    reason: str  # the decision of the pause that ended it
+    inner: tuple[str, ...] = ()  # the last decision in each earlier pause (0.3 s or longer)
 
 
 def _probabilities(samples: np.ndarray) -> np.ndarray:
@@ -57,12 +58,14 @@ def _probabilities(samples: np.ndarray) -> np.ndarray:
 
 def replay_turn(samples: np.ndarray, probs: np.ndarray, *, settings: TurnSettings, language: str,
                 words: Callable[[tuple[float, float]], str], recognition_s: float
-                ) -> tuple[float, float, EndWait | None, float]:
-    """The first end of the turn: (end of speech, decided, the pause's decision, words ready)."""
+                ) -> tuple[float, float, EndWait | None, float, tuple[str, ...]]:
+    """The first end of the turn: (end of speech, decided, the pause's decision, words ready, the
+    last decisions in the pauses before it)."""
     taker = TurnTaker(settings)
     taker.caller_end_s = None
     ready: dict[tuple[float, float], float] = {}
     pitch: dict[float, float | None] = {}
+    decided: dict[float, tuple[float, str]] = {}  # pause (speech end) -> (its length so far, reason)
     f = settings.frame_s
     for i, p in enumerate(probs):
         t = i * f
@@ -77,11 +80,13 @@ def replay_turn(samples: np.ndarray, probs: np.ndarray, *, settings: TurnSetting
                 pitch[end] = final_pitch_st(samples[a : int(end * RATE_HZ)], RATE_HZ)
             text = words(span) if span in ready and t >= ready[span] else None
             taker.end_wait = end_of_turn_wait(EndCues(text, pitch[end], language), settings)
+            decided[end] = (t - end, taker.end_wait.reason)
         for ev in taker.step(t, float(p), caller_playing=False):
             if ev.kind == "end-of-turn":
                 assert ev.start_s is not None and ev.end_s is not None
                 done = ready.get((ev.start_s, ev.end_s), ev.t_s + recognition_s)
-                return ev.end_s, ev.t_s, taker.end_wait, done
+                inner = tuple(r for e, (n, r) in sorted(decided.items()) if e < ev.end_s and n >= 0.3)
+                return ev.end_s, ev.t_s, taker.end_wait, done, inner
     raise AssertionError("the turn never ended")  # TAIL_S of silence ends any turn
 
 
@@ -111,11 +116,11 @@ def replay(texts: list[str], transcriber, *, speak: Callable[[str], np.ndarray],
         for rule in RULES:
             settings = replace(TurnSettings(), adaptive=rule == "cues")
             for r_s in RECOGNITION_S:
-                end_s, decided_s, wait, ready_s = replay_turn(
+                end_s, decided_s, wait, ready_s, inner = replay_turn(
                     samples, probs, settings=settings, language=language, words=words,
                     recognition_s=r_s)
                 out.append(ReplayEnd(text, rule, r_s, round(max(decided_s, ready_s) - end_s + OVERHEAD_S, 3),
-                                     end_s < last_s - 0.1, wait.reason if wait else "-"))
+                                     end_s < last_s - 0.1, wait.reason if wait else "-", inner))
     return out
 
 
@@ -132,5 +137,6 @@ def print_replay(ends: list[ReplayEnd]) -> None:
     middle = RECOGNITION_S[len(RECOGNITION_S) // 2]
     for e in ends:
         if e.rule == "cues" and e.recognition_s == middle:
+            inner = "".join(f"{r}; " for r in e.inner)
             print(f"  R {middle:g} s, cues: {e.delay_s:.2f} s{' PREMATURE' if e.premature else ''}"
-                  f"  ({e.reason})  {e.text}")
+                  f"  ({inner}end: {e.reason})  {e.text}")
