@@ -101,9 +101,12 @@ _TRANSCRIBER_LOCK = threading.Lock()
 
 @lru_cache(maxsize=1)
 def _transcriber() -> Any:
-    from roleplay.app.analyse import load_transcriber
+    """The analyses' own recognizer: with the process's shared model (the drills') a check's long
+    transcriptions would queue the drills' live recognition behind them, at the drills' priority."""
+    from roleplay.speech.asr import FasterWhisperTranscriber
+    from roleplay.speech.models import choose_model
 
-    return load_transcriber(None)
+    return FasterWhisperTranscriber(choose_model(None).path, own_model=True)
 
 
 def analyse_job(call_dir: Path, language: str, db: str | Path | None) -> int:

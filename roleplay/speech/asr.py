@@ -154,10 +154,14 @@ class FasterWhisperTranscriber:
     `AsrSettings(bucket_step_s=0)` gives faster-whisper's own pipeline (the reference).
     """
 
-    def __init__(self, model_path: Path, *, settings: AsrSettings = AsrSettings()) -> None:
+    def __init__(self, model_path: Path, *, settings: AsrSettings = AsrSettings(), own_model: bool = False) -> None:
         self.model_path = model_path
         self.settings = settings
-        self._model = _load_model(str(model_path), settings.cpu_threads, settings.compute_type)
+        # own_model: not the process's shared model, whose one worker thread serves every
+        # transcriber in turn (a post-call analysis must not queue the live drills' recognition
+        # behind its own; its worker is made in this thread, so at this thread's priority)
+        load = _load_model.__wrapped__ if own_model else _load_model
+        self._model = load(str(model_path), settings.cpu_threads, settings.compute_type)
 
     def transcribe(self, audio: Audio, segments: tuple[SpeechSegment, ...], *, language: str
                    ) -> tuple[Word, ...]:
