@@ -1,18 +1,25 @@
 """`roleplay bench load` (roleplay/bench/load.py): simulated browsers against a real `roleplay serve`.
 
-Fast: how a browser measures the reply delay from the caller's audio chunks, and the server
-meter. Slow (model): the whole harness with one and two browsers and short calls, the queued
-round included, ending in its key=value line."""
+Fast: how a browser measures the reply delay from the caller's audio chunks, and the server meter.
+Slow (real time, no model): two browsers over real HTTP and WebSockets against the app under
+uvicorn with a stand-in caller (a tone 0.3 s after the trainee stops) and a stand-in check on the
+queue. Slow (model): the whole harness with one and two browsers and short calls against
+`roleplay serve`, the queued round included, ending in its key=value line."""
 
 from __future__ import annotations
 
 import math
 import os
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from roleplay.bench import load
+from roleplay.bench.web import Client, Server, free_port
 from roleplay.core.constants import RATE_HZ
 
 
@@ -67,3 +74,91 @@ def test_the_bench_calls_a_real_server_with_one_and_two_browsers(tmp_path, capsy
     assert "drills=1 queued=0" in out and "drills=2 queued=0" in out
     calls = [d for d in (tmp_path / "calls").iterdir() if (d / "meta.json").is_file()]
     assert len(calls) == 4  # 1 + 2 + the queued round's one, each its own directory
+
+
+def stand_in_drill(call, plan) -> None:
+    """The browser call's engine replaced by a caller that rings, then plays a 1 s tone 0.3 s after
+    each stretch of trainee speech, until the trainee hangs up; the call then goes to the queue."""
+    from roleplay.audio.clip import Audio
+    from roleplay.web.browser_call import new_call_directory
+    from roleplay.web.live import after_call
+
+    calls_dir, db, trainee = plan
+    stream, job = call.stream, call.job
+    stream.start()
+    stream.play(Audio(np.full(RATE_HZ // 2, 0.2, np.float32), RATE_HZ))  # the ring
+    job.show(t_s=0.0, who="listening", level_dbfs=-60.0, anger=5.0)
+    speech = quiet = 0
+    while not job.hang_up.is_set():
+        block = stream.read_input(timeout_s=1.0)
+        if block is None:
+            continue
+        if np.sqrt(np.mean(block ** 2)) > 0.01:
+            speech, quiet = speech + len(block), 0
+        elif speech:
+            quiet += len(block)
+            if quiet >= 0.3 * RATE_HZ:
+                stream.play(Audio(np.full(RATE_HZ, 0.3, np.float32), RATE_HZ))
+                speech = 0
+    directory = new_call_directory(calls_dir, f"call-{trainee}")
+    (directory / "meta.json").write_text("{}")
+    after_call(job, directory, "nl", db=db, calls_dir=calls_dir)
+
+
+@pytest.mark.slow  # real time: two short calls of espeak speech (about 40 s), but no model
+def test_two_browsers_over_real_sockets_measure_replies_and_see_the_queue(tmp_path, monkeypatch):
+    import uvicorn
+
+    from roleplay.app import jobs
+    from roleplay.history.store import History
+    from roleplay.web import browser_call, server
+    from roleplay.web.settings import WebSettings
+
+    db, calls_dir = tmp_path / "history.sqlite3", tmp_path / "calls"
+    names = ["bench-1", "bench-2"]
+    load._accounts(db, names)
+    release = threading.Event()
+
+    def check(call_dir: Path, language: str, db_) -> int:  # a stand-in analysis, held until released
+        release.wait(30)
+        (call_dir / "report.html").write_text("report")
+        with History(db_) as history:
+            return history.record({"schema": "roleplay-analysis", "advice": [], "call": {
+                "trainee": call_dir.name.removeprefix("call-"), "scenario": "x"}}, call_dir)
+
+    queue = jobs.LocalQueue(db, work=check)
+    monkeypatch.setattr(jobs, "analysis_queue", lambda db_, calls_dir_: queue)
+    app = server.create_app(WebSettings(db=db, calls_dir=calls_dir))
+    browser_call.browser_calls(app).run = stand_in_drill
+    port = free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not uv.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        site = Server(port, SimpleNamespace(pid=os.getpid()))  # the meter reads this process
+        clients = [Client(site.url).sign_in(name, load.PASSWORD) for name in names]
+        first = load.run_round(site, clients, calls_dir, lines=1)
+        second = load.run_round(site, clients[:1], calls_dir, lines=1)  # the first round's checks still wait
+        release.set()
+        for c in clients:
+            c.close()
+    finally:
+        release.set()
+        uv.should_exit = True
+        thread.join(10)
+    for result in (first, second):
+        assert [c.lines_said for c in result.calls] == [2] * result.drills  # the greeting and one reply
+        assert result.unanswered == 0 and {c.state for c in result.calls} <= {"analysing", "done"}, result
+        # the stand-in answers 0.3 s (+ a block) after the speech: what travels adds little on loopback
+        assert all(0.25 < d < 1.5 for d in result.delays_s), result.delays_s
+        assert all(r <= h + 1e-9 for c in result.calls for r, h in zip(c.received_s, c.heard_s, strict=True))
+        assert result.cpu_pct > 0 and result.peak_rss_mb > 50
+    assert first.queued == 0 and second.queued == 2 and second.checked_meanwhile == 0
+    deadline = time.monotonic() + 20
+    while load.waiting_analyses(calls_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert load.waiting_analyses(calls_dir) == 0

@@ -387,6 +387,7 @@ def run_load_bench(drill_counts: list[int], *, lines: int = LINES, work: Path | 
     figures = {"drills": ",".join(str(r.drills) for r in results),
                "p50_s": ",".join(f"{r.p50_s:.2f}" for r in results),
                "p95_s": ",".join(f"{r.p95_s:.2f}" for r in results),
+               "heard_p95_s": ",".join(f"{r.heard_p95_s:.2f}" for r in results),
                "cpu_pct": ",".join(f"{r.cpu_pct:.0f}" for r in results),
                "peak_rss_mb": ",".join(f"{r.peak_rss_mb:.0f}" for r in results),
                "largest_n_p95_under_2s": best, "queued": queued.queued, "queued_p95_s": f"{queued.p95_s:.2f}",
