@@ -164,3 +164,33 @@ def test_real_espeak_dutch_phrases_are_found_by_the_audio_check_and_none_invente
     assert len(by_text_alone) <= 1, text_only  # the transcripts really are garbled
     assert len(hits) >= 3, found  # 3 of 5 on 2026-11-30; the text matcher alone finds at most 1
     assert all(not found[t] for t in NEUTRAL), found
+
+
+def test_the_phrase_check_reuses_the_encoder_output_of_the_transcribed_clips(transcriber, tts_cache, monkeypatch):
+    """Scoring a turn's audio after the whole-call transcription needs no second encoder pass (it
+    was about half of the check's CPU), and gives the scores a new pass gives."""
+    from roleplay.analysis.pipeline import analyse_audio
+    from roleplay.recording.scripted import ScriptLine, place_lines, tracks
+    from roleplay.speech.asr import AsrSettings, FasterWhisperTranscriber
+
+    lines = ("Ik begrijp dat u ongerust bent.", "De dokter belt u binnen twintig minuten terug.")
+    placed = place_lines([ScriptLine("trainee", t, "nl-trainee-woman", gap_s=1.9) for t in lines], cache_dir=tts_cache)
+    track = Audio(tracks(placed)["trainee"], ANALYSIS_RATE_HZ)
+    analysis = analyse_audio(caller=None, trainee=track, language="nl", transcriber=transcriber)
+    turns = [t for t in analysis.turns if t.words]
+    assert len(turns) == 2
+    encodes = []
+    real_encode = transcriber._model.encode
+    monkeypatch.setattr(transcriber._model, "encode", lambda *a, **k: encodes.append(1) or real_encode(*a, **k))
+    texts = tuple((t.text, "Ik blijf even met u aan de lijn.") for t in turns)
+    kept = [transcriber.score_texts(track.slice_s(t.start_s, t.end_s), x, language="nl")
+            for t, x in zip(turns, texts, strict=True)]
+    assert encodes == []  # what the pipeline's phrase check asks for was encoded once, when transcribed
+    fresh = FasterWhisperTranscriber(transcriber.model_path, settings=AsrSettings(kept_encodings=0))
+    again = [fresh.score_texts(track.slice_s(t.start_s, t.end_s), x, language="nl")
+             for t, x in zip(turns, texts, strict=True)]
+    assert len(encodes) == 2  # without kept outputs each turn is encoded again
+    for a, b in zip(kept, again, strict=True):
+        assert [s.log_prob for s in a] == pytest.approx([s.log_prob for s in b], abs=0.5)
+        assert a[0].log_prob > a[1].log_prob  # the heard text fits better than another line
+

@@ -82,6 +82,10 @@ class AsrSettings:
     # generation stops at this many tokens per second of clip (plus 16): speech stays under it
     # (fast Dutch is about 6), and a loop costs a few dozen tokens instead of Whisper's 224
     max_tokens_per_s: float = 10.0
+    # encoder outputs of the last clips transcribed, kept so that scoring texts on the same audio
+    # (the phrase check after a whole-call transcription) does not encode it again; about 1 MB
+    # per 10 s of bucket, 0 keeps none
+    kept_encodings: int = 64
 
 
 class Transcriber(Protocol):
@@ -135,6 +139,17 @@ def is_loop(text: str) -> bool:
 
 # one decode: token ids, average log-probability, no-speech probability
 _Decoded = tuple[list[int], float, float]
+_SAME_CLIP_S = 0.01  # audio whose ends are this close to a transcribed clip's is that clip
+
+
+@dataclass(frozen=True)
+class _KeptEncoding:
+    """A transcribed clip's encoder output, with the samples it came from (a view into the
+    caller's array, which identifies the audio without comparing it)."""
+
+    samples: np.ndarray
+    encoded: np.ndarray  # (frames / 2, width)
+    feature_frames: int  # the clip's own frames (without the padding)
 
 
 class FasterWhisperTranscriber:
@@ -162,6 +177,7 @@ class FasterWhisperTranscriber:
         # behind its own; its worker is made in this thread, so at this thread's priority)
         load = _load_model.__wrapped__ if own_model else _load_model
         self._model = load(str(model_path), settings.cpu_threads, settings.compute_type)
+        self._kept: list[_KeptEncoding] = []  # newest last
 
     def transcribe(self, audio: Audio, segments: tuple[SpeechSegment, ...], *, language: str
                    ) -> tuple[Word, ...]:
@@ -193,22 +209,46 @@ class FasterWhisperTranscriber:
         token_lists = [list(tokenizer.encode(" " + text.strip())) for text in texts]
         if not texts or audio.duration_s <= 0:
             return tuple(TextScore(0.0, len(t)) for t in token_lists)
-        audio = audio.resampled(ANALYSIS_RATE_HZ)
-        feats = model.feature_extractor(audio.samples[: int(_MAX_CLIP_S * ANALYSIS_RATE_HZ)])[..., :-1]
-        frames = _bucket_frames(audio.duration_s, feats.shape[-1], s.bucket_margin_s,
-                                s.bucket_step_s or _WINDOW_S, model.frames_per_second)
-        encoded = np.asarray(model.encode(_pad_frames(feats, frames, floor=s.pad_with_floor)[None]))
+        encoded, num_frames = self._encoded(audio.resampled(ANALYSIS_RATE_HZ))
         prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
         scores: list[TextScore] = []
         for j in range(0, len(texts), s.batch_size):
             batch = token_lists[j:j + s.batch_size]
             # every text of a batch reads the same encoded audio
             enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.repeat(encoded, len(batch), axis=0)))
-            results = model.model.align(enc, prompt, batch, [min(feats.shape[-1], frames)] * len(batch))
+            results = model.model.align(enc, prompt, batch, [num_frames] * len(batch))
             for tokens, r in zip(batch, results, strict=True):
                 probs = np.maximum(np.asarray(r.text_token_probs, dtype=np.float64), 1e-12)
                 scores.append(TextScore(float(np.log(probs).sum()), len(tokens)))
         return tuple(scores)
+
+    def _encoded(self, audio: Audio) -> tuple[np.ndarray, int]:
+        """The encoder output of 16 kHz audio (1, frames / 2, width) and its frame count: the kept
+        output of the transcribed clip this audio is (the same samples of the same array, ends
+        within 10 ms), else a new encoder pass padded as a clip of its length would be."""
+        samples = audio.samples[: int(_MAX_CLIP_S * ANALYSIS_RATE_HZ)]
+        tolerance = int(_SAME_CLIP_S * ANALYSIS_RATE_HZ)
+        for kept in reversed(self._kept):
+            if (_root(kept.samples) is _root(samples) and abs(len(kept.samples) - len(samples)) <= 2 * tolerance
+                    and abs(_address(kept.samples) - _address(samples)) <= tolerance * samples.itemsize):
+                return kept.encoded[None], kept.feature_frames
+        model, s = self._model, self.settings
+        feats = model.feature_extractor(samples)[..., :-1]
+        frames = _bucket_frames(len(samples) / ANALYSIS_RATE_HZ, feats.shape[-1], s.bucket_margin_s,
+                                s.bucket_step_s or _WINDOW_S, model.frames_per_second)
+        encoded = np.asarray(model.encode(_pad_frames(feats, frames, floor=s.pad_with_floor)[None]))
+        return encoded, min(feats.shape[-1], frames)
+
+    def _keep(self, samples: list[np.ndarray], encoded: Any, feature_frames: list[int]) -> None:
+        """Keep a batch's encoder outputs (copied out of CTranslate2's storage), the newest
+        `kept_encodings` in all."""
+        limit = self.settings.kept_encodings
+        if limit <= 0:
+            return
+        rows = np.asarray(encoded)
+        self._kept += [_KeptEncoding(x, rows[k].copy(), f) for k, (x, f) in enumerate(zip(samples, feature_frames,
+                                                                                            strict=True))]
+        del self._kept[:-limit]
 
     def _guarded_words(self, segs: Iterable[Any]) -> tuple[Word, ...]:
         """Words of decoded segments (objects or dicts with text, no_speech_prob, avg_logprob,
@@ -265,7 +305,7 @@ class FasterWhisperTranscriber:
             a, b = int(start_s * rate), int(end_s * rate)
             feats = model.feature_extractor(audio.samples[a:b])[..., :-1]
             duration = (b - a) / rate
-            clips.append({"offset": a / rate, "duration": duration, "features": feats,
+            clips.append({"offset": a / rate, "duration": duration, "features": feats, "samples": audio.samples[a:b],
                               "frames": _bucket_frames(duration, feats.shape[-1], s.bucket_margin_s,
                                                     s.bucket_step_s, fps)})
         out: list[dict[str, Any]] = [{} for _ in clips]  # each filled in by its batch
@@ -274,6 +314,8 @@ class FasterWhisperTranscriber:
             frames = clips[batch[0]]["frames"]
             feats = np.stack([_pad_frames(clips[i]["features"], frames, floor=s.pad_with_floor) for i in batch])
             encoded = model.encode(feats)
+            self._keep([clips[i]["samples"] for i in batch], encoded,
+                       [min(clips[i]["features"].shape[-1], frames) for i in batch])
             decoded = self._generate(encoded, prompt, suppress, tokenizer,
                                      [clips[i]["duration"] for i in batch])
             seg_sizes = [int(ceil(clips[i]["duration"]) * fps) for i in batch]
@@ -404,6 +446,17 @@ def _pad_frames(features: np.ndarray, frames: int, *, floor: bool = False) -> np
         return features[..., :frames]
     value = float(features.max()) - 2.0 if floor and features.size else 0.0
     return np.pad(features, [(0, 0), (0, frames - features.shape[-1])], constant_values=value)
+
+
+def _root(samples: np.ndarray) -> Any:
+    """The array that owns a view's memory (the array itself when it owns it)."""
+    while isinstance(samples.base, np.ndarray):
+        samples = samples.base
+    return samples if samples.base is None else samples.base
+
+
+def _address(samples: np.ndarray) -> int:
+    return int(samples.__array_interface__["data"][0])
 
 
 def _select(encoded: Any, idx: list[int]) -> Any:
