@@ -28,6 +28,12 @@ def test_short_turn_whose_counts_disagree_is_left_out_and_says_why():
     assert choice.excluded is not None and "transcript 4, acoustic 3" in choice.excluded
 
 
+def test_a_left_out_turn_keeps_its_best_count():
+    # no words heard in a 5-syllable turn: the acoustic count is the best guess, but not trusted
+    choice = _choose_syllables((), 0, 7, 0.0, 1.2, S)
+    assert (choice.count, choice.source) == (7, "acoustic") and choice.excluded is not None
+
+
 def test_short_turn_whose_counts_agree_keeps_its_rate():
     words = (_w("Ja,", 0.0, 0.2), _w("graag.", 0.2, 0.6))
     assert _choose_syllables(words, 2, 2, 0.9, 0.6, S).excluded is None

@@ -327,10 +327,21 @@ def _word_coverage(words: tuple[Word, ...], start_s: float, end_s: float, speaki
 
 def _choose_syllables(words: tuple[Word, ...], n_text: int, n_acoustic: int, coverage: float | None,
                       speaking_s: float, settings: TimingSettings) -> _Syllables:
-    """Which count the rates rest on. Neither in a short turn whose counts disagree. Else the
-    transcript, unless the recognizer dropped words (low coverage, and the acoustic count finds more
-    syllables) or it is doubtful and disagrees with the acoustic count; then the acoustic count, if
-    its rate is humanly plausible; else neither."""
+    """Which count the rates rest on (`_pick_count`). In a short turn whose counts disagree neither
+    is trusted: the chosen count stays as the best guess, but the turn's rates are left out."""
+    choice = _pick_count(words, n_text, n_acoustic, coverage, speaking_s, settings)
+    if max(n_text, n_acoustic) < settings.min_rate_syllables and n_text != n_acoustic and choice.excluded is None:
+        return replace(choice, excluded=f"a short turn whose counts disagree (transcript {n_text}, acoustic "
+                                        f"{n_acoustic} syllables; under {settings.min_rate_syllables} one syllable "
+                                        "is too much of the rate)")
+    return choice
+
+
+def _pick_count(words: tuple[Word, ...], n_text: int, n_acoustic: int, coverage: float | None,
+                speaking_s: float, settings: TimingSettings) -> _Syllables:
+    """The transcript, unless the recognizer dropped words (low coverage, and the acoustic count
+    finds more syllables) or it is doubtful and disagrees with the acoustic count; then the acoustic
+    count, if its rate is humanly plausible; else neither."""
     low, high = settings.acoustic_rate_band_syll_s
     acoustic_ok = low <= n_acoustic / max(speaking_s, 1e-3) <= high
     dropped = coverage is not None and coverage < settings.min_coverage and n_acoustic > n_text
@@ -339,10 +350,6 @@ def _choose_syllables(words: tuple[Word, ...], n_text: int, n_acoustic: int, cov
     # a confident transcript that covers the speech beats the acoustic count (which misses
     # syllables in fast speech)
     doubtful = disagree and probability < settings.min_word_probability
-    if max(n_text, n_acoustic) < settings.min_rate_syllables and n_text != n_acoustic:
-        return _Syllables(n_text, "transcript", coverage,
-                          f"a short turn whose counts disagree (transcript {n_text}, acoustic {n_acoustic} "
-                          f"syllables; under {settings.min_rate_syllables} one syllable is too much of the rate)")
     if not (dropped or doubtful):
         return _Syllables(n_text, "transcript", coverage, None)
     if acoustic_ok:
