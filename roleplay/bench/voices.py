@@ -195,7 +195,7 @@ def run_voices_bench(*, model: str | None = None, out: Any = None) -> int:
     out.write(f"load average (1 min) before {load_before[0]:.1f}, after {load_after[0]:.1f}\n")
     _print_results(results, out)
     _print_anger(angers, out)
-    out.write(" ".join(f"{r.voice}_wer_pct={r.wer_pct:.0f} {r.voice}_rtf_cpu={r.rtf_cpu:.2f}"
+    out.write(" ".join(f"{r.voice}_wer_pct={r.wer_pct:.0f} {r.voice}_rtf_cpu={r.rtf_cpu:.3f}"
                        for r in results) + "\n")
     return 0
 
@@ -206,7 +206,7 @@ def _print_results(results: list[EngineResult], out: Any) -> None:
               f"{'RTF CPU':>9}{'p95 line s':>11}\n")
     for r in results:
         out.write(f"{r.voice:<17}{r.engine:<9}{r.lines:>6}{r.wer_pct:>7.0f}{r.speech_s:>10.1f}"
-                  f"{r.rtf_wall:>10.2f}{r.rtf_cpu:>9.2f}{r.line_wall_p95_s:>11.2f}\n")
+                  f"{r.rtf_wall:>10.3f}{r.rtf_cpu:>9.3f}{r.line_wall_p95_s:>11.2f}\n")
 
 
 def _print_anger(angers: dict[str, list[tuple[float, VoiceMeasure]]], out: Any) -> None:
