@@ -70,3 +70,13 @@ def test_louder_bends_peaks_under_the_ceiling():
     assert np.abs(up.samples).max() <= LIMIT_PEAK
     assert level_db(up) - level_db(audio) > 3.0
     assert louder(audio, gain_db=0) is audio
+
+
+def test_piper_voice_rises_with_anger_by_a_shift():
+    profile = load_voice("en-man")
+    calm = measure_voice(synthesize(SAID["en"], voice=profile, anger=0))
+    furious = measure_voice(synthesize(SAID["en"], voice=profile, anger=10))
+    # Piper has no pitch control: the shift after synthesis must show (espeak-ng if no Piper)
+    assert semitones_apart(calm.f0_median_hz, furious.f0_median_hz) >= 3.0
+    assert furious.f0_median_hz > calm.f0_median_hz
+    assert furious.duration_s < 0.85 * calm.duration_s  # the shift did not undo the rate

@@ -18,7 +18,7 @@ Voice profiles live in `voices/<id>.yaml`. Their schema:
                                  # a path (relative to the profile file) or pkg:<package>/<path>
     base:                        # the calm voice (anger 0)
       rate_wpm: 150              # words per minute, 80..450
-      pitch: 40                  # espeak base pitch, 0..100 (Piper ignores it)
+      pitch: 40                  # espeak base pitch, 0..100 (Piper, Kokoro: shifted from it)
       volume: 0.55               # 0..1
       pause_scale: 1.3           # multiplies the pauses at punctuation, 0.2..3
       pitch_range: 25            # optional, espeak pitch range 0..100 (50 = espeak's own)
@@ -32,7 +32,7 @@ Voice profiles live in `voices/<id>.yaml`. Their schema:
 
 Shouting: a line with an exclamation mark spoken at anger SHOUT_FROM_ANGER or more is shouted: its
 samples are raised by shout_gain_db after synthesis (any engine), through a soft limiter so the
-peaks do not clip. Pitch range is espeak's own (in-text command R); Piper ignores it.
+peaks do not clip. Pitch range is espeak's own (in-text command R); Piper and Kokoro ignore it.
 
 Pauses: the engine speaks the whole text in one go (so the intonation stays natural); afterwards
 every silence of `PAUSE_MIN_MS` or more inside the utterance (espeak and Piper put them at
@@ -105,8 +105,10 @@ PIPER_NATURAL_RATE_WPM = 170.0  # Piper's length_scale 1.0 speaks at roughly thi
 PIPER_SENTENCE_GAP_MS = 250.0
 KOKORO_NATURAL_RATE_WPM = 170.0  # Kokoro's speed 1.0 on the Dutch caller lines, roughly
 KOKORO_SPEED_RANGE = (0.5, 2.0)
-KOKORO_PITCH_NEUTRAL = 50.0  # profile pitch at which the Kokoro voice keeps its own pitch
-KOKORO_ST_PER_PITCH = 0.2  # semitones per pitch unit: espeak moves about as much (38 -> 68: 6.5 st)
+# Piper and Kokoro have no pitch control: pitch is shifted after synthesis, from the voice's own
+# pitch at the profile's base pitch, by this many semitones per pitch unit (espeak-ng moves about
+# as much: 38 -> 68 took nl-man-middle from 86 to 130 Hz, 7 st).
+POST_PITCH_ST_PER_UNIT = 0.2
 KOKORO_LEVEL_DB_AT_FULL = -23.0  # speech level at volume 1.0: espeak-ng's, so voices mix alike
 
 SAMPLE_LINES = {
@@ -569,20 +571,22 @@ class Pyttsx3Synthesizer:
 class PiperSynthesizer:
     """Piper (piper-tts) with one .onnx voice, in this process (it does not hang like pyttsx3).
 
-    Rate maps to Piper's length_scale, volume to its volume factor; Piper has no pitch control,
-    so pitch is ignored.
+    Rate maps to Piper's length_scale, volume to its volume factor; pitch is a resampling shift
+    from the base pitch (see `shift_pitch`).
     """
 
     _voices: ClassVar[dict[Path, Any]] = {}  # loaded models, shared: loading costs about a second
 
-    def __init__(self, model_path: Path) -> None:
+    def __init__(self, model_path: Path, *, base_pitch: float = 50.0) -> None:
         self.model_path = Path(model_path)
+        self.base_pitch = base_pitch
 
     def synthesize(self, text: str, prosody: Prosody) -> Audio:
         from piper import SynthesisConfig
 
         voice = self._load()
-        config = SynthesisConfig(length_scale=PIPER_NATURAL_RATE_WPM / prosody.rate_wpm,
+        shift = pitch_factor(prosody.pitch, self.base_pitch)
+        config = SynthesisConfig(length_scale=PIPER_NATURAL_RATE_WPM / prosody.rate_wpm * shift,
                                  volume=prosody.volume)
         rate_hz = int(voice.config.sample_rate)
         gap = np.zeros(int(PIPER_SENTENCE_GAP_MS / 1000 * rate_hz), dtype=np.float32)
@@ -591,7 +595,7 @@ class PiperSynthesizer:
             parts += [chunk.audio_float_array.astype(np.float32), gap]
         if not parts:
             raise RoleplayError(f"Piper produced no audio for {text!r}")
-        audio = Audio(np.ascontiguousarray(np.concatenate(parts)), rate_hz)
+        audio = shift_pitch(Audio(np.ascontiguousarray(np.concatenate(parts)), rate_hz), shift)
         return scale_pauses(audio, pause_scale=prosody.pause_scale)
 
     def _load(self) -> Any:
@@ -608,25 +612,38 @@ class PiperSynthesizer:
 
 
 class KokoroSynthesizer:
-    """Kokoro-82M with one voice. Speed is Kokoro's own; pitch is a resampling shift (it also
-    shortens the clip, so Kokoro is asked to speak slower by the same factor); level is set on the
-    speech frames after synthesis. Pitch range has no Kokoro control and is left to the model."""
+    """Kokoro-82M with one voice. Speed is Kokoro's own; pitch is a resampling shift from the base
+    pitch (see `shift_pitch`); level is set on the speech frames after synthesis. Pitch range has
+    no Kokoro control and is left to the model."""
 
-    def __init__(self, voice: str, language: str) -> None:
+    def __init__(self, voice: str, language: str, *, base_pitch: float = 50.0) -> None:
         self.voice = voice
         self.language = language
+        self.base_pitch = base_pitch
 
     def synthesize(self, text: str, prosody: Prosody) -> Audio:
         from roleplay.speech.kokoro import RATE_HZ, KokoroEngine
 
-        shift = 2 ** ((prosody.pitch - KOKORO_PITCH_NEUTRAL) * KOKORO_ST_PER_PITCH / 12)
+        shift = pitch_factor(prosody.pitch, self.base_pitch)
         speed = _clamp(prosody.rate_wpm / KOKORO_NATURAL_RATE_WPM / shift, KOKORO_SPEED_RANGE)
         samples = KokoroEngine.shared().synthesize(plain_text(text), voice=self.voice,
                                                     language=self.language, speed=speed)
-        # Played at shift x the rate and brought back to RATE_HZ: pitch up by shift, length / shift.
-        audio = Audio(samples, int(round(RATE_HZ * shift))).resampled(RATE_HZ)
+        audio = shift_pitch(Audio(samples, RATE_HZ), shift)
         audio = _at_level(audio, KOKORO_LEVEL_DB_AT_FULL + 20 * math.log10(max(prosody.volume, 1e-3)))
         return scale_pauses(audio, pause_scale=prosody.pause_scale)
+
+
+def pitch_factor(pitch: float, base_pitch: float) -> float:
+    return float(2 ** ((pitch - base_pitch) * POST_PITCH_ST_PER_UNIT / 12))
+
+
+def shift_pitch(audio: Audio, factor: float) -> Audio:
+    """Played at factor x its rate and brought back: pitch times factor, length over factor (the
+    caller asks the engine for a length times factor first). Cheap, and formants move along, which
+    is fine for the few semitones anger asks."""
+    if factor == 1.0:
+        return audio
+    return Audio(audio.samples, int(round(audio.rate_hz * factor))).resampled(audio.rate_hz)
 
 
 def _at_level(audio: Audio, level_db: float) -> Audio:
@@ -667,8 +684,9 @@ def synthesizer_for(profile: VoiceProfile, *, timeout_s: float = DEFAULT_TIMEOUT
 
         missing = unavailable(profile.kokoro_voice)
         if not missing:
-            return (KokoroSynthesizer(profile.kokoro_voice, profile.language),
-                    f"kokoro:{profile.kokoro_voice}")
+            return (KokoroSynthesizer(profile.kokoro_voice, profile.language,
+                                      base_pitch=profile.base.pitch),
+                    f"kokoro:{profile.kokoro_voice}:{profile.base.pitch:g}")
         _warn_once(f"voice {profile.id}: Kokoro unavailable ({missing}); "
                    f"falling back to espeak-ng voice {profile.engine_voice}")
     if profile.engine == "piper":
@@ -681,7 +699,9 @@ def synthesizer_for(profile: VoiceProfile, *, timeout_s: float = DEFAULT_TIMEOUT
         else:
             model, missing = resolve_piper_model(profile.piper_model)
         if model is not None:
-            return PiperSynthesizer(model), f"piper:{model}"
+            # the base pitch is in the key: the shift is measured from it
+            return (PiperSynthesizer(model, base_pitch=profile.base.pitch),
+                    f"piper:{model}:{profile.base.pitch:g}")
         _warn_once(f"voice {profile.id}: Piper unavailable ({missing}); "
                    f"falling back to pyttsx3 voice {profile.engine_voice}")
     fallback = Pyttsx3Synthesizer(profile.engine_voice, language=profile.language,
