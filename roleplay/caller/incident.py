@@ -286,7 +286,10 @@ def choose_voice(*, language: str, pitch_hz: float | None, rate_syll_s: float | 
         from roleplay.speech.voice import list_voices
 
         voices = list_voices()
-    callers = [v for v in voices if v.role == "caller" and v.language == language]
+    # Kokoro voices are options a scenario names, not picked here: too slow to reply live
+    # (docs/scenarios-and-voices.md), and SYLL_S_PER_WPM is measured on espeak-ng.
+    callers = [v for v in voices if v.role == "caller" and v.language == language
+               and v.engine != "kokoro"]
     if not callers:
         raise InputError(f"no caller voice for language {language!r} in voices/; expected a voice profile "
                          f"with language: {language} and role: caller")
