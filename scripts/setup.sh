@@ -53,8 +53,11 @@ fi
 if ! .venv/bin/python -c "from roleplay.speech.kokoro import unavailable as u; import sys; sys.exit(bool(u('im_nicola') or u('if_sara')))" 2>/dev/null; then
   if command -v npm >/dev/null 2>&1; then
     tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent kokoro-js@1.2.1 >/dev/null)
-    .venv/bin/python -c "import sys; from pathlib import Path; from roleplay.speech.kokoro import install_voices; print('roleplay setup: Kokoro voices in', install_voices(Path(sys.argv[1])))" "$tmp"/kokoro-js-1.2.1.tgz
+    if (cd "$tmp" && npm pack --silent kokoro-js@1.2.1 >/dev/null); then
+      .venv/bin/python -c "import sys; from pathlib import Path; from roleplay.speech.kokoro import install_voices; print('roleplay setup: Kokoro voices in', install_voices(Path(sys.argv[1])))" "$tmp"/kokoro-js-1.2.1.tgz
+    else
+      echo "roleplay setup: npm pack kokoro-js@1.2.1 failed: the Kokoro voices will fall back to espeak-ng"
+    fi
     rm -rf "$tmp"
   else
     echo "roleplay setup: npm not found: the Kokoro voices will fall back to espeak-ng"
