@@ -140,3 +140,11 @@ def test_the_report_marks_rates_from_the_acoustic_count_and_left_out_rates():
     left_out = {"syllable_source": "transcript", "rate_excluded": "short"}
     assert "left out of the pace verdicts" in _rate_note(left_out, lab)
     assert _rate_note({"syllable_source": "transcript", "articulation_rate_syll_s": 4.2}, lab) == ""
+
+
+def test_the_bench_counts_a_call_that_lost_its_pace_to_left_out_turns():
+    from roleplay.bench.rates import lost_rate_verdicts
+
+    thin = (_turn(0, 6, 30.0), _turn(1, 4, None, "short"), _turn(2, 4, None, "short"))
+    assert lost_rate_verdicts(_analysis(thin)) == (True, True)
+    assert lost_rate_verdicts(_analysis(tuple(_turn(i, 12, 30.0) for i in range(4)))) == (False, False)
