@@ -395,8 +395,10 @@ def _make_turn(index: int, group: list[_Segment], audio: Audio, language: str,
 
 def _interruptions(turns: list[Turn], segs: dict[str, list[_Segment]], settings: TimingSettings
                    ) -> list[Interruption]:
-    out = []
+    out: list[Interruption] = []
+    previous: dict[str, Turn] = {}  # each speaker's turn before this one
     for t in turns:
+        before, previous[t.speaker] = previous.get(t.speaker), t
         other_segs = segs[_other(t.speaker)]
         own_segs = [s for s in segs[t.speaker] if t.start_s - 1e-6 <= s.start_s and s.end_s <= t.end_s + 1e-6]
         # the other party must already be speaking when this turn starts
@@ -406,10 +408,17 @@ def _interruptions(turns: list[Turn], segs: dict[str, list[_Segment]], settings:
         # simultaneous speech from the onset until the interrupted stretch of speech ends
         talk = active[0]
         overlap = sum(max(0.0, min(own.end_s, talk.end_s) - max(own.start_s, t.start_s)) for own in own_segs)
-        if overlap < settings.min_interruption_overlap_s:
-            continue
         victim = next((u.index for u in turns if u.speaker != t.speaker and u.start_s <= t.start_s <= u.end_s),
                       None)
+        # resuming after a short pause while the same turn of the other party goes on (a cut-in split
+        # in two by its pause, the other talking through it) continues that interruption: one, not two
+        last = out[-1] if out else None
+        if (before is not None and last is not None and last.turn == before.index and victim is not None
+                and last.interrupted_turn == victim and t.start_s - before.end_s <= settings.turn_gap_s):
+            out[-1] = replace(last, overlap_s=round(last.overlap_s + overlap, 3))
+            continue
+        if overlap < settings.min_interruption_overlap_s:
+            continue
         out.append(Interruption(t.speaker, t.start_s, round(overlap, 3), t.index, victim))
     return out
 

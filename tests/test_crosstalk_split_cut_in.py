@@ -1,0 +1,48 @@
+"""Interruptions (issue 11): a cut-in split by a pause into two turns, while the interrupted
+party talks on through the pause, is one interruption. In the accuracy set's phone-band
+`en-woman-150` call the caller's cut-in at 32.86 s became two caller turns and the second counted
+as a second interruption (with and without a leak).
+
+Real espeak-ng speech and the real recognizer."""
+
+from __future__ import annotations
+
+import pytest
+
+from roleplay.analysis.pipeline import analyse_audio
+from roleplay.audio.clip import Audio
+from roleplay.recording.scripted import ScriptLine, place_lines, speak_line, tracks
+
+RATE_HZ = 16_000
+PAUSE_S = 0.8  # inside the caller's cut-in: longer than the VAD's 0.3 s, shorter than a turn gap
+TRAINEE = ("Ik begrijp dat u boos bent, meneer, en ik wil u graag helpen, maar dan moet ik eerst "
+           "weten wat er precies aan de hand is met uw vader en sinds wanneer hij koorts heeft.")
+
+
+def _script(tts_cache) -> list[ScriptLine]:
+    first = ScriptLine("caller", "Nee, nu luistert u naar mij.", "nl-man-middle", overlap_at_s=2.0,
+                       kind="interruption")
+    resumed_at = speak_line(first, cache_dir=tts_cache).duration_s + PAUSE_S
+    return [
+        ScriptLine("caller", "Ik wacht al een uur op de dokter.", "nl-man-middle"),
+        ScriptLine("trainee", TRAINEE, "nl-trainee-woman", gap_s=0.8),
+        first,
+        # the same cut-in goes on after its pause, the trainee still talking
+        ScriptLine("caller", "Ik wil nu gewoon een dokter hebben.", "nl-man-middle", overlap_at_s=resumed_at),
+    ]
+
+
+def test_cut_in_resumed_after_a_pause_is_one_interruption(tts_cache, transcriber) -> None:
+    placed = place_lines(_script(tts_cache), cache_dir=tts_cache)
+    trainee, first, resumed = placed[1], placed[2], placed[3]
+    assert resumed.end_s < trainee.end_s  # the trainee talks through the whole cut-in
+    tr = tracks(placed)
+    analysis = analyse_audio(caller=Audio(tr["caller"], RATE_HZ), trainee=Audio(tr["trainee"], RATE_HZ),
+                             language="nl", transcriber=transcriber)
+    caller_turns = [t for t in analysis.turns_of("caller") if t.start_s > trainee.start_s]
+    # the pause splits the cut-in into two caller turns (what made the second interruption)
+    assert len(caller_turns) == 2, analysis.turns
+    (one,) = analysis.interruptions
+    assert one.by == "caller" and one.start_s == pytest.approx(first.start_s, abs=0.1), analysis.interruptions
+    # its overlap runs on over the resumed part
+    assert one.overlap_s >= (first.end_s - first.start_s) + (resumed.end_s - resumed.start_s) - 0.3, one
