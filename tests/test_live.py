@@ -212,8 +212,11 @@ def _outside(items: list, spoken: list) -> list:
     return [t for t in items if not any(min(t[1], b + 0.3) - max(t[0], a - 0.3) > 0 for a, b in spoken)]
 
 
-@pytest.mark.xfail(strict=False, reason="issue 11 open: in this -12 dB loopback drill a leaked caller phrase "
-                   "('de laatste tijd.', 1 s) still became a trainee turn in one run of two")
+@pytest.mark.xfail(strict=False, reason="issue 11 open: under overload the microphone stream falls seconds "
+                   "behind the playback (echo 0.9 s late early in one drill, 7.5 s at its end): the canceller's "
+                   "one window per call (150 ms either side of one delay, at most 2 s) holds neither; the "
+                   "drills that failed before (lag shifts of 29 and 118 ms, a 1.45 s lag) now pass re-analysed, "
+                   "but no drill run passed live on the loaded machine")
 def test_post_call_analysis_keeps_the_leaking_caller_out_of_the_trainee(call) -> None:
     """Issue 11: the loudspeaker leaks into the microphone at -12 dB. The analysis afterwards has
     no trainee turn where the trainee was silent, says that it removed a leak, and every
@@ -228,9 +231,11 @@ def test_post_call_analysis_keeps_the_leaking_caller_out_of_the_trainee(call) ->
     assert all(any(abs(t - b) < 1.0 for b in barge_ins) for t in by_caller), (by_caller, barge_ins)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 11 open: after cross-talk removal one 0.25 s phantom backchannel "
-                   "and a cut-in onset 0.4 s early were seen in this -12 dB loopback drill")
+@pytest.mark.xfail(strict=False, reason="issue 11 open: as above (the 0.25 s phantom backchannel of the "
+                   "118 ms shift is gone re-analysed; an echo 0.9 s late made a trainee turn before the cut-in live)")
 def test_post_call_analysis_has_no_leaked_backchannel_and_the_cut_in_in_place(call) -> None:
+    """Issue 11: no trainee backchannel where the trainee was silent (a 0.25 s one was left where the
+    echo moved by 118 ms mid-line), and the trainee's cut-in is the one trainee interruption, on time."""
     spoken, data, played = _spoken_and_analysed(call)
     backchannels = [(b["start_s"], b["end_s"], b["text"]) for b in data["backchannels"] if b["speaker"] == "trainee"]
     assert _outside(backchannels, spoken) == []
