@@ -70,10 +70,20 @@ def test_the_bench_calls_a_real_server_with_one_and_two_browsers(tmp_path, capsy
     assert all(float(v) > 100 for v in figures["peak_rss_mb"].split(",")), out  # a recognizer per drill
     assert int(figures["unanswered"]) <= 1, out
     # the queued round: the two-browser round's analyses were waiting when it began
-    assert int(figures["queued"]) >= 1 and math.isfinite(float(figures["queued_p95_s"])), out
+    # (seen once, on a machine at load 29: the queued round's call ended without the trainee's greeting)
+    assert int(figures["queued"]) >= 1 and math.isfinite(float(figures["queued_p95_s"])), _explain(tmp_path, out)
     assert "drills=1 queued=0" in out and "drills=2 queued=0" in out
     calls = [d for d in (tmp_path / "calls").iterdir() if (d / "meta.json").is_file()]
     assert len(calls) == 4  # 1 + 2 + the queued round's one, each its own directory
+
+
+def _explain(work: Path, out: str) -> str:
+    """The bench's output, the server's log and each call's events without the level lines."""
+    parts = [out, (work / "server.log").read_text(errors="replace")[-4000:]]
+    for events in sorted(work.glob("calls/*/events.jsonl")):
+        parts.append(f"{events.parent.name}:\n" + "\n".join(
+            line[:200] for line in events.read_text().splitlines() if '"level"' not in line))
+    return "\n".join(parts)
 
 
 def stand_in_drill(call, plan) -> None:
