@@ -215,8 +215,8 @@ def _outside(items: list, spoken: list) -> list:
 @pytest.mark.xfail(strict=False, reason="issue 11 open: under overload the microphone stream falls seconds "
                    "behind the playback (echo 0.9 s late early in one drill, 7.5 s at its end): the canceller's "
                    "one window per call (150 ms either side of one delay, at most 2 s) holds neither; the "
-                   "drills that failed before (lag shifts of 29 and 118 ms, a 1.45 s lag) now pass re-analysed, "
-                   "but no drill run passed live on the loaded machine")
+                   "drills that failed before (lag shifts of 29 and 118 ms, a 1.45 s lag) now pass re-analysed; "
+                   "one live run of five passed (docs/benchmarks.md, cross-talk)")
 def test_post_call_analysis_keeps_the_leaking_caller_out_of_the_trainee(call) -> None:
     """Issue 11: the loudspeaker leaks into the microphone at -12 dB. The analysis afterwards has
     no trainee turn where the trainee was silent, says that it removed a leak, and every
