@@ -84,6 +84,22 @@ def test_no_invented_phrase_even_when_the_scorer_supports_anything():
                           language="nl", scorer=Yes("")) == ()
 
 
+def test_a_window_close_only_in_sound_is_no_candidate():
+    """Recorded on 2026-11-30: Whisper base heard espeak's "De bakker op de hoek verkoopt elke
+    ochtend vers brood." so, and "u bent bezorgd" came up on "en tmees groot" (0.73 in sound, 0.42
+    in spelling) and passed the audio check: a phrase the trainee never said."""
+    heard = "Je maakt het op je hoek met kopt en je hoek en tmees groot."
+    assert not {c.pattern.text for c in phrase_candidates(heard, language="nl")} & {"u bent bezorgd", "je spreekt met"}
+    loose = phrase_candidates(heard, language="nl", min_spelling=0.0)  # the rule is what drops it
+    assert "u bent bezorgd" in {c.pattern.text for c in loose}
+    assert sound_key("ubentbezorgd") != sound_key("entmeesgroot")
+    supported = verify_phrases(words_of(heard), SILENCE, audio_start_s=0.0, language="nl",
+                               scorer=FakeScorer("u bent bezorgd"))
+    assert "acknowledgement" not in {h.category for h in supported}
+    # a garbled but recognisable phrase is still a candidate (spelling 0.80: "ik dacht over")
+    assert "ik draag u over" in {c.pattern.text for c in phrase_candidates("Ik dacht over.", language="nl")}
+
+
 def test_the_substitution_keeps_the_heard_words_around_the_phrase_and_their_capital():
     scorer = FakeScorer("ik wil niet dat u scheldt")
     check_candidates(words_of("Meneer, ik wil niet naar het schelp. Dank u."), SILENCE, audio_start_s=0.0,

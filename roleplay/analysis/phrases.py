@@ -518,6 +518,11 @@ def abuse_terms(text: str | Sequence[Word], *, language: str) -> tuple[str, ...]
 # (roleplay bench accuracy prints the choice; docs/benchmarks.md has the figures).
 CANDIDATE_MIN_CLOSENESS = 0.72
 CANDIDATE_MIN_LETTERS = 6  # shorter phrases ("nee", "hallo") are too easily close to anything
+# The sound key folds 26 letters into about 15 classes, so unrelated words agree more often in
+# sound than in spelling: "u bent bezorgd" is 0.73 close in sound to "en tmees groot" but 0.42 in
+# spelling. A window close only in sound must also be at least this close in spelling (chosen on the
+# training split with the other two thresholds; docs/benchmarks.md).
+CANDIDATE_MIN_SPELLING = 0.55
 # The audio check costs one decoder pass per candidate; the closest 3 did as well as 6 on the
 # training split, at a fraction of the cost.
 MAX_CANDIDATES_PER_TURN = 3
@@ -565,9 +570,11 @@ def sound_key(text: str) -> str:
 
 
 def phrase_candidates(words: str | Sequence[Word], *, language: str,
-                      min_closeness: float = CANDIDATE_MIN_CLOSENESS) -> tuple[Candidate, ...]:
-    """Phrases from the lists whose spelling or sound is close to a window of the heard words and
-    that the text matcher did not find there; the closest first, at most one per phrase."""
+                      min_closeness: float = CANDIDATE_MIN_CLOSENESS,
+                      min_spelling: float = CANDIDATE_MIN_SPELLING) -> tuple[Candidate, ...]:
+    """Phrases from the lists whose spelling or sound is close to a window of the heard words (a
+    window close in sound must not be far in spelling: `min_spelling`) and that the text matcher
+    did not find there; the closest first, at most one per phrase."""
     book = load_phrasebook(language)
     toks = _tokens(words)
     found = _found_spans(book, toks)
@@ -576,7 +583,7 @@ def phrase_candidates(words: str | Sequence[Word], *, language: str,
         for pattern in patterns:
             if pattern.kind == "regex" or len(pattern.letters) < CANDIDATE_MIN_LETTERS:
                 continue
-            best = _closest_window(pattern, toks, book.polarity)
+            best = _closest_window(pattern, toks, book.polarity, min_spelling)
             if best is None or best.score < min_closeness:
                 continue
             if not any(c == category and _overlap(best, s) for c, s in found):
@@ -593,14 +600,17 @@ def _found_spans(book: Phrasebook, toks: _Tokens) -> list[tuple[str, _Span]]:
     ])
 
 
-def _closest_window(pattern: Pattern, toks: _Tokens, polarity: frozenset[str]) -> _Span | None:
+def _closest_window(pattern: Pattern, toks: _Tokens, polarity: frozenset[str], min_spelling: float) -> _Span | None:
     n = len(pattern.tokens)
     letters, sound = pattern.letters, sound_key(pattern.letters)
     best: _Span | None = None
     for size in range(max(1, n - 1), n + 3):
         for first in range(len(toks.words) - size + 1):
             joined = "".join(toks.words[first:first + size])
-            score = max(fuzz.ratio(letters, joined), fuzz.ratio(sound, sound_key(joined))) / 100
+            spelling = fuzz.ratio(letters, joined) / 100
+            if spelling < min_spelling:
+                continue
+            score = max(spelling, fuzz.ratio(sound, sound_key(joined)) / 100)
             span = _Span(pattern, first, first + size, round(score, 3))
             if (best is None or score > best.score) and _polarity_agrees(span, toks, polarity):
                 best = span
