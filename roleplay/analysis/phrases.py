@@ -520,8 +520,8 @@ CANDIDATE_MIN_CLOSENESS = 0.72
 CANDIDATE_MIN_LETTERS = 6  # shorter phrases ("nee", "hallo") are too easily close to anything
 # The sound key folds 26 letters into about 15 classes, so unrelated words agree more often in
 # sound than in spelling: "u bent bezorgd" is 0.73 close in sound to "en tmees groot" but 0.42 in
-# spelling. A window close only in sound must also be at least this close in spelling (chosen on the
-# training split with the other two thresholds; docs/benchmarks.md).
+# spelling. A window close only in sound must also be at least this close in spelling (the best
+# floor on the training split at the shipped thresholds; docs/benchmarks.md).
 CANDIDATE_MIN_SPELLING = 0.55
 # The audio check costs one decoder pass per candidate; the closest 3 did as well as 6 on the
 # training split, at a fraction of the cost.
