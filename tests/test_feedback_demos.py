@@ -82,6 +82,8 @@ EVIDENCE = {
     "greeting-in-first-turn": lambda f: bool(f["greeting_phrases"]),
     "voice-steady": lambda f: any(f[k] is not None for k in ("loudness_change_db", "rate_change_pct",
                                                              "pitch_change_st")),
+    # the pace was not judged (too few trusted syllables): loudness and pitch are the evidence
+    "voice-steady-pace-not-judged": lambda f: f["loudness_change_db"] is not None or f["pitch_change_st"] is not None,
     "slower": lambda f: f["rate_change_pct"] <= f["target_pct"],
     "softer": lambda f: f["loudness_change_db"] <= f["target_db"],
     "pitch-near-baseline": lambda f: f["pitch_change_st"] < f["limit_st"],

@@ -209,3 +209,13 @@ def test_reference_file_is_read_from_shared_speech():
     for c in convs:
         assert (SPEECH / c.audio).suffix == ".wav" and not Path(c.audio).is_absolute()
         assert set(c.spans_s) == {"caller", "trainee"}
+
+
+def test_several_doubtful_words_over_the_caller_are_a_turn_not_feedback():
+    """Seen in the poor-trainee demo of nl-visite-eisen: 'Ja, maar luister nou even.' cutting in
+    on the caller, heard at low confidence as 'Ja, maar lest het nou even.' (1.37 s), was taken as a
+    backchannel by duration and position, so the report lost the interruption and let-vent passed."""
+    caller = [_seg("caller", 0.0, 6.0, "and then nobody came and I waited and waited")]
+    trainee = [_seg("trainee", 2.0, 3.37, "Ja, maar lest het nou even.", p=0.3)]
+    kept, backchannels, _ = _run(caller, trainee)
+    assert not backchannels and kept["trainee"]

@@ -213,15 +213,21 @@ def _feedback_position(s: _Segment, other: list[_Segment], settings: TimingSetti
     return before and after
 
 
+MAX_DOUBTFUL_TOKEN_WORDS = 2  # 'menu, right?' is feedback by position; a misheard sentence is not
+
+
 def _token_words(s: _Segment, language: str, settings: TimingSettings) -> bool:
     """Whether the words allow feedback. Confident words: listener tokens only, not a filler alone.
     An untranscribed or low-confidence short token is judged on its own by its duration, never
     by its doubtful words: it is usually 'hm' or 'yes' ('Amen.', 'The end.', 'menu, right?' at
-    p < 0.5), and taken as words it became a turn and a false interruption."""
+    p < 0.5), and taken as words it became a turn and a false interruption. Several doubtful words
+    are speech all the same: a misheard 'Ja, maar luister nou even.' cutting in on the caller is
+    an interruption, not feedback."""
     probability = float(np.mean([w.probability for w in s.words])) if s.words else 0.0
     if s.text and probability >= settings.min_word_probability:
         return is_backchannel(s.text, language=language) and not is_filler(s.text)
-    return True  # a doubtful 'ER.' may be 'mm' as well as 'uhm': its position decides
+    # a doubtful 'ER.' may be 'mm' as well as 'uhm': its position decides
+    return len(s.words) <= MAX_DOUBTFUL_TOKEN_WORDS
 
 
 def _split_backchannels(segs: dict[str, list[_Segment]], language: str, settings: TimingSettings
