@@ -519,9 +519,9 @@ NL_CALL = [
 
 
 @pytest.mark.model
-@pytest.mark.xfail(strict=False, reason="known gap: since the caller voices send espeak's pitch range (2893e06) "
-                   "Whisper hears 'Jansen' as 'jonsen', a surname in no list, and the draft keeps it; "
-                   "misheard surnames need a fuzzy match after an introduction (open)")
+@pytest.mark.xfail(strict=False, reason="open: since this round's voice and analysis changes the recording's three "
+                   "caller lines come out as two caller turns (anger estimates [5.1, 3.0]); the personal "
+                   "details are replaced again (misheard names after an introduction)")
 def test_a_dutch_stereo_recording_becomes_a_draft(tmp_path, tts_cache, capsys):
     from roleplay.recording.scripted import ScriptLine, place_lines, tracks
 
@@ -549,3 +549,14 @@ def test_a_dutch_stereo_recording_becomes_a_draft(tmp_path, tts_cache, capsys):
     assert "template: not from the incident" in text  # venting, calming, hanging_up were not in the call
     assert (tmp_path / "nl-incident-test.original.html").is_file()
     assert not db.exists() or not History(db).calls()  # --no-history
+
+
+def test_a_misheard_name_after_an_introduction_is_found_but_not_an_ordinary_word():
+    """Whisper heard 'met Jansen, ik ben Karin Jansen' from an espeak-ng voice as 'met jonsen, ik
+    ben karin jonsen': lower case and one letter off; the draft kept 'jonsen'."""
+    found = [f.original for f in find_pii("Goedenavont met jonsen, ik ben karin jonsen, ik bel voor mijn vader.")]
+    assert "karin" in found and "jonsen" in found
+    ordinary = ("Ik ben boos en ik ben bang.", "Ik ben moeder van twee kinderen.",
+                "Dit is belachelijk, ik ben woedend.")
+    for line in ordinary:
+        assert not find_pii(line), line

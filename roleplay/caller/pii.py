@@ -218,6 +218,27 @@ _INTRO = (
     r"my (?:father|mother|husband|wife|son|daughter|brother|sister|neighbour|neighbor|partner),?)"
 )
 _INTRO_NAME = re.compile(rf"(?<!\w){_INTRO}\s+(?P<name>{_NAME})")
+# A recogniser writes names after an introduction in lower case and often misheard ("met jonsen,
+# ik ben karin jonsen" for "met Jansen, ik ben Karin Jansen"): up to two lower-case words there.
+_LOWER_AFTER_INTRO = re.compile(
+    rf"(?:{_CLAUSE_START}(?i:met)|(?<!\w){_INTRO})\s+(?P<name>[{_LOW}]+(?:\s+[{_LOW}]+)?)(?!\w)"
+)
+_KNOWN_NAMES_LOWER = frozenset(n.lower() for n in FIRST_NAMES | SURNAMES)
+MISHEARD_NAME_MIN_LETTERS = 5  # one letter off a known name: only in longer words ("boos" is no "Bos")
+
+
+def _heard_as_name(word: str) -> bool:
+    """A known first name or surname, or one letter off one in a word of 5 letters or more."""
+    from rapidfuzz.distance import Levenshtein
+
+    if word in NOT_NAMES or word.capitalize() in NOT_NAMES:
+        return False
+    if word in _KNOWN_NAMES_LOWER:
+        return True
+    return len(word) >= MISHEARD_NAME_MIN_LETTERS and any(
+        Levenshtein.distance(word, n, score_cutoff=1) <= 1 for n in _KNOWN_NAMES_LOWER)
+
+
 _FIRST_NAME = re.compile(
     r"(?<!\w)(?:" + "|".join(sorted(FIRST_NAMES, key=len, reverse=True)) + rf")(?!\w)(?:\s+{_SURNAME})*"
 )
@@ -310,6 +331,11 @@ def _candidates(text: str) -> list[Finding]:
             span = _name_span(text, *m.span("name"))
             if span is not None:
                 out.append(Finding("name", *span, text[span[0]:span[1]], rule))
+    for m in _LOWER_AFTER_INTRO.finditer(text):
+        for w in re.finditer(r"\S+", m.group("name")):
+            if _heard_as_name(w.group()):
+                a = m.start("name") + w.start()
+                out.append(Finding("name", a, a + len(w.group()), w.group(), "name heard after an introduction"))
     for m in _FIRST_NAME.finditer(text):
         span = _name_span(text, *m.span(), first_is_name=True)
         if span is not None:
