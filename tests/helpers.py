@@ -5,6 +5,11 @@ Import them as `from helpers import ...` (pytest puts tests/ on sys.path).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 
 def assert_one_line(err: str, *fragments: str) -> str:
     """`err` (a command's stderr, an error message) is one line, no traceback and no "internal
@@ -15,3 +20,18 @@ def assert_one_line(err: str, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+@contextmanager
+def xdg_data_home(path: Path) -> Iterator[Path]:
+    """XDG_DATA_HOME points at `path` inside the block (voice checks and profiles land there), then
+    back to what it was."""
+    old = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("XDG_DATA_HOME", None)
+        else:
+            os.environ["XDG_DATA_HOME"] = old

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import xdg_data_home
 
 from roleplay.analysis.phrases import normalise
 from roleplay.app.drill import drill_and_analyse
@@ -38,15 +39,9 @@ REPLIES = (
 
 @pytest.fixture(scope="module")
 def xdg(tmp_path_factory):
-    data = tmp_path_factory.mktemp("xdg")
-    old = os.environ.get("XDG_DATA_HOME")
-    os.environ["XDG_DATA_HOME"] = str(data)
-    prepare_trainee("tester")
-    yield data
-    if old is None:
-        os.environ.pop("XDG_DATA_HOME", None)
-    else:
-        os.environ["XDG_DATA_HOME"] = old
+    with xdg_data_home(tmp_path_factory.mktemp("xdg")) as data:
+        prepare_trainee("tester")
+        yield data
 
 
 class _Terminal(io.StringIO):

@@ -6,11 +6,11 @@ the call ends `ended-by-trainee`."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 
 import pytest
+from helpers import xdg_data_home
 
 from roleplay.bench.live import ScriptedTrainee, espeak, prepare_trainee
 from roleplay.caller.scenario import load_scenario
@@ -34,15 +34,9 @@ HANG_UP_AFTER_S = 0.2  # after the last line's audio: before the caller can answ
 
 @pytest.fixture(scope="module")
 def xdg(tmp_path_factory):
-    data = tmp_path_factory.mktemp("xdg")
-    old = os.environ.get("XDG_DATA_HOME")
-    os.environ["XDG_DATA_HOME"] = str(data)
-    prepare_trainee("asker")
-    yield data
-    if old is None:
-        os.environ.pop("XDG_DATA_HOME", None)
-    else:
-        os.environ["XDG_DATA_HOME"] = old
+    with xdg_data_home(tmp_path_factory.mktemp("xdg")) as data:
+        prepare_trainee("asker")
+        yield data
 
 
 def _hang_up_after_last_line(trainee: ScriptedTrainee, hang_up: threading.Event,
