@@ -184,6 +184,15 @@ def test_explanations_are_plain_words_in_the_calls_language():
     ]
 
 
+def test_a_pace_that_was_not_judged_is_said_in_words_not_as_a_blank_figure():
+    figures = {"loudness_change_db": -1.24, "rate_change_pct": None, "pitch_change_st": 0.3, "climbed_turns": []}
+    nl = explain_figures("stay-calm", figures, "nl")
+    assert nl == ["na de basislijn, t.o.v. normaal: volume -1,2 dB, tempo niet beoordeeld (te weinig betrouwbaar "
+                  "getelde lettergrepen), toonhoogte +0,3 halve toon"]
+    en = explain_figures("stay-calm", {**figures, "rate_change_pct": 4.0}, "en")
+    assert en == ["after the baseline, against normal: loudness -1.2 dB, pace +4 %, pitch +0.3 semitones"]
+
+
 def test_report_reuses_the_analysis_unless_the_audio_is_newer(calls, tmp_path, transcriber, monkeypatch):
     call_dir = tmp_path / "copy"
     shutil.copytree(calls["en-poor"], call_dir)

@@ -82,8 +82,10 @@ def _slower_softer(w: _Words, f: dict[str, Any]) -> list[str]:
 def _stay_calm(w: _Words, f: dict[str, Any]) -> list[str]:
     out = []
     loud, rate, pitch = f.get("loudness_change_db"), f.get("rate_change_pct"), f.get("pitch_change_st")
-    if f:
-        out.append(w.x["stay_calm"].format(db=w.signed(loud, 1), pct=w.signed(rate, 0), st=w.signed(pitch, 1)))
+    if f:  # a measure that was not judged is said in words, never shown as a blank figure
+        parts = [w.x[f"stay_calm_{unit}"].format(v=w.signed(v, d)) if _is_num(v) else w.x[f"stay_calm_{unit}_none"]
+                 for unit, v, d in (("db", loud, 1), ("pct", rate, 0), ("st", pitch, 1))]
+        out.append(w.x["stay_calm"].format(parts=", ".join(parts)))
     if f.get("climbed_turns") and any(_is_num(v) and v > 0 for v in (loud, rate, pitch)):
         out.append(w.x["climbed"].format(what=", ".join(f"#{i}" for i in f["climbed_turns"])))
     return out
