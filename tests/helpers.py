@@ -35,3 +35,23 @@ def xdg_data_home(path: Path) -> Iterator[Path]:
             os.environ.pop("XDG_DATA_HOME", None)
         else:
             os.environ["XDG_DATA_HOME"] = old
+
+
+def history_with_accounts(path: Path, users: dict[str, str], *, password: str = "correct horse",
+                          groups: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] | None = None) -> Path:
+    """A history database at `path` with `users` (name -> role), all with `password`, and `groups`
+    (name -> (trainees, trainers)); made once per module, since hashing the passwords is the slow part."""
+    from roleplay.history.accounts import Accounts
+    from roleplay.history.store import History
+
+    with History(path) as history:
+        acc = Accounts(history)
+        for name, role in users.items():
+            acc.add_user(name, role, password)
+        for group, (trainees, trainers) in (groups or {}).items():
+            acc.create_group(group)
+            for trainee in trainees:
+                acc.set_group_trainee(group, trainee, member=True)
+            for trainer in trainers:
+                acc.set_group_trainer(group, trainer, member=True)
+    return path

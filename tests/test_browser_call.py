@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import history_with_accounts
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
@@ -166,12 +167,7 @@ USERS = {"anna": "trainee", "bert": "trainee"}
 
 @pytest.fixture(scope="module")
 def prepared_db(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("browser-call") / "history.sqlite3"
-    with History(path) as history:
-        acc = Accounts(history)
-        for name, role in USERS.items():
-            acc.add_user(name, role, "correct horse")
-    return path
+    return history_with_accounts(tmp_path_factory.mktemp("browser-call") / "history.sqlite3", USERS)
 
 
 @pytest.fixture

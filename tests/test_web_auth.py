@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from helpers import history_with_accounts
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -125,15 +126,8 @@ ROUTE_ACCESS: list[RouteCase] = [
 @pytest.fixture(scope="module")
 def prepared_db(tmp_path_factory) -> Path:
     """The users and a group, made once (hashing their passwords is the slow part)."""
-    path = tmp_path_factory.mktemp("web") / "history.sqlite3"
-    with History(path) as history:
-        acc = Accounts(history)
-        for name, role in USERS.items():
-            acc.add_user(name, role, PASSWORD)
-        acc.create_group("avond")
-        acc.set_group_trainee("avond", "anna", member=True)
-        acc.set_group_trainer("avond", "tom", member=True)
-    return path
+    return history_with_accounts(tmp_path_factory.mktemp("web") / "history.sqlite3", USERS, password=PASSWORD,
+                                 groups={"avond": (("anna",), ("tom",))})
 
 
 @pytest.fixture

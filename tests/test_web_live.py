@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import history_with_accounts
 from starlette.testclient import TestClient
 
 from roleplay.audio.clip import Audio
@@ -41,12 +42,7 @@ BLOCK = 1024  # samples per microphone block, as the sound card's (64 ms)
 
 @pytest.fixture(scope="module")
 def prepared_db(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("web-live") / "history.sqlite3"
-    with History(path) as history:
-        acc = Accounts(history)
-        for name, role in USERS.items():
-            acc.add_user(name, role, "correct horse")
-    return path
+    return history_with_accounts(tmp_path_factory.mktemp("web-live") / "history.sqlite3", USERS)
 
 
 @pytest.fixture

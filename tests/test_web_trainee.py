@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import history_with_accounts
 from starlette.testclient import TestClient
 
 from roleplay.audio.clip import Audio, save_wav
@@ -66,16 +67,8 @@ def make_call(root: Path, db: Path, trainee: str, name: str, day: int, *, failed
 @pytest.fixture(scope="module")
 def prepared_db(tmp_path_factory) -> Path:
     """Users and a group, made once (hashing their passwords is the slow part)."""
-    path = tmp_path_factory.mktemp("web") / "history.sqlite3"
-    with History(path) as history:
-        acc = Accounts(history)
-        for name, role in USERS.items():
-            acc.add_user(name, role, "correct horse")
-        acc.create_group("avond")
-        acc.set_group_trainee("avond", "anna", member=True)
-        acc.set_group_trainee("avond", "bert", member=False)
-        acc.set_group_trainer("avond", "tom", member=True)
-    return path
+    return history_with_accounts(tmp_path_factory.mktemp("web") / "history.sqlite3", USERS,
+                                 groups={"avond": (("anna",), ("tom",))})  # bert is in no group
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from helpers import history_with_accounts
 from starlette.testclient import TestClient
 
 from roleplay.caller.scenario import InputError, list_scenarios, load_scenario, scenario_from_text, scenarios_dir
@@ -60,17 +61,8 @@ def make_call(root: Path, db: Path, trainee: str, name: str, started_utc: str, *
 def prepared(tmp_path_factory) -> tuple[Path, dict[str, int]]:
     """Users, the group "avond" (anna, with trainer tom; bert is in no group of tom's), and calls."""
     root = tmp_path_factory.mktemp("trainer")
-    path = root / "history.sqlite3"
-    with History(path) as history:
-        acc = Accounts(history)
-        for name, role in USERS.items():
-            acc.add_user(name, role, "correct horse")
-        acc.create_group("avond")
-        acc.set_group_trainee("avond", "anna", member=True)
-        acc.set_group_trainer("avond", "tom", member=True)
-        acc.create_group("nacht")
-        acc.set_group_trainee("nacht", "bert", member=True)
-        acc.set_group_trainer("nacht", "tina", member=True)
+    path = history_with_accounts(root / "history.sqlite3", USERS,
+                                 groups={"avond": (("anna",), ("tom",)), "nacht": (("bert",), ("tina",))})
     calls = {f"anna{k}": make_call(root / "calls", path, "anna", f"anna{k}", f"2026-11-0{k}T09:00:00+00:00",
                                    failed=("no-interrupt",) if k == 1 else ())
              for k in range(1, 5)}
