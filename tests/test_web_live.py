@@ -34,6 +34,7 @@ from roleplay.session.live import Drill, DrillSettings, calibration_path
 from roleplay.speech.streamvad import StreamingVad
 from roleplay.web import auth, live, server
 from roleplay.web.settings import WebSettings
+from roleplay.web.trainer import HIDE_ANGER_METER
 
 SCENARIO = "nl-visite-derde-keer"
 USERS = {"ada": "admin", "tom": "trainer", "anna": "trainee", "bert": "trainee"}
@@ -283,7 +284,7 @@ def test_hang_up_without_javascript_goes_back_to_the_call_page(app):
 def test_the_anger_meter_is_hidden_when_the_setting_says_so(app):
     calibrate("anna")
     with History(app.db) as history:
-        Accounts(history).set_setting(live.HIDE_ANGER_SETTING, "1")
+        Accounts(history).set_setting(HIDE_ANGER_METER, "1")
     client, csrf = app.client("anna")
     page = client.get(f"/call/{SCENARIO}").text
     assert 'id="live-level"' in page and 'id="live-anger"' not in page

@@ -41,8 +41,9 @@ from roleplay.history.accounts import Accounts, WebSession
 from roleplay.history.store import History
 from roleplay.web.auth import SESSION_COOKIE, accounts, current_user, require
 from roleplay.web.i18n import translator
-from roleplay.web.live import EVENTS_EVERY_S, FINISHED, Job, _scenario, after_call, anger_hidden, event_data
+from roleplay.web.live import EVENTS_EVERY_S, FINISHED, Job, _scenario, after_call, event_data
 from roleplay.web.render import render
+from roleplay.web.trainer import hide_anger_meter
 
 if TYPE_CHECKING:
     from roleplay.audio.browserstream import BrowserStream
@@ -165,7 +166,7 @@ async def browser_call_page(request: Request) -> Response:
         "running": status is not None and status.phase not in FINISHED,
         "calibrated": calibration_path(user.name).is_file(),
         "sentence": load_trainee_lines(scenario.language).calibration,
-        "hide_anger": anger_hidden(accounts(request)),
+        "hide_anger": hide_anger_meter(accounts(request)),
         "dropped_clock": _clock(last.dropped_at_s) if last is not None and last.dropped_at_s is not None else "",
     })
 
@@ -227,7 +228,7 @@ async def socket(websocket: WebSocket) -> None:
     threading.Thread(target=_work, args=(calls, call, plan), name="roleplay-browser-call", daemon=True).start()
     t = translator(session.user.language)
     with History(settings.db) as history:
-        hide = anger_hidden(Accounts(history))
+        hide = hide_anger_meter(Accounts(history))
     sender = asyncio.create_task(_send(websocket, call, lambda s: event_data(s, t, hide_anger=hide)))
     try:
         await _receive(websocket, call)

@@ -34,6 +34,7 @@ from roleplay.history.store import History
 from roleplay.web.auth import accounts, current_user, require, settings_of
 from roleplay.web.i18n import Translate, translator
 from roleplay.web.render import FormError, done_redirect, message_page, render
+from roleplay.web.trainer import hide_anger_meter
 
 if TYPE_CHECKING:
     from roleplay.audio.clip import Audio
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HIDE_ANGER_SETTING = "hide_anger_meter"  # "1": no anger meter on the call page (set at /admin/settings)
 EVENTS_EVERY_S = 0.1  # the page needs at least 5 updates a second; 10 leave a margin
 LEVEL_FLOOR_DBFS = -60.0  # the level meter's empty end
 # A calibration is kept only if the sentence came through whole and clean.
@@ -336,10 +336,6 @@ def chosen_devices(acc: Accounts) -> tuple[str | None, str | None]:
     return (acc.setting(_machine_key("input_device")) or None, acc.setting(_machine_key("output_device")) or None)
 
 
-def anger_hidden(acc: Accounts) -> bool:
-    return acc.setting(HIDE_ANGER_SETTING) == "1"
-
-
 def _calibrated(trainee: str) -> bool:
     from roleplay.session.live import calibration_path
 
@@ -400,7 +396,7 @@ async def call_page(request: Request) -> Response:
         "scenario": scenario, "running": running, "status": status,
         "state": status.phase if status is not None and (running or status.scenario_id == scenario.id) else "idle",
         "busy_elsewhere": room.busy and not running, "calibrated": _calibrated(user.name),
-        "hide_anger": anger_hidden(accounts(request)),
+        "hide_anger": hide_anger_meter(accounts(request)),
     })
 
 
@@ -461,7 +457,7 @@ async def events(request: Request) -> Response:
     """Server-sent events: the signed-in user's job, every EVENTS_EVERY_S until it is over."""
     user = current_user(request)
     t = translator(user.language)
-    hide = anger_hidden(accounts(request))
+    hide = hide_anger_meter(accounts(request))
     room = live_room(request)
 
     async def stream() -> AsyncIterator[str]:
