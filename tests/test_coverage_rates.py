@@ -27,7 +27,7 @@ def test_a_word_stretched_over_dropped_speech_covers_little():
              _w("you?", 5.57, 5.9))
     coverage = _word_coverage(words, 0.83, 6.01, 4.77, "en", S)
     assert coverage is not None and coverage < S.min_coverage
-    choice = _choose_syllables(words, 5, 21, coverage, 4.77, S)
+    choice = _choose_syllables(words, 5, 21, coverage, 4.77, S, language="en")
     assert (choice.source, choice.count, choice.excluded) == ("acoustic", 21, None)
 
 
@@ -36,19 +36,19 @@ def test_confident_words_that_cover_the_speech_keep_the_transcript():
     coverage = _word_coverage(words, 0.0, 1.8, 1.8, "en", S)
     assert coverage is not None and coverage >= S.min_coverage
     # the acoustic count misses syllables in fast speech: a confident, covering transcript wins
-    assert _choose_syllables(words, 9, 6, coverage, 1.8, S).source == "transcript"
+    assert _choose_syllables(words, 9, 6, coverage, 1.8, S, language="en").source == "transcript"
 
 
 def test_low_coverage_without_more_acoustic_syllables_keeps_the_transcript():
     # slow, drawn-out speech covers little time per syllable, but nothing says words are missing
     words = (_w("Yes.", 0.0, 0.3),)
-    assert _choose_syllables(words, 1, 1, 0.3, 1.0, S).source == "transcript"
+    assert _choose_syllables(words, 1, 1, 0.3, 1.0, S, language="en").source == "transcript"
 
 
 def test_neither_count_trusted_leaves_the_turn_out_and_says_why():
     words = (_w("Okay", 0.0, 0.4),)
     # 30 acoustic "syllables" in 1.5 s of speech (20 syll/s) is noise, not speech
-    choice = _choose_syllables(words, 2, 30, 0.25, 1.5, S)
+    choice = _choose_syllables(words, 2, 30, 0.25, 1.5, S, language="en")
     assert choice.excluded is not None and "cover 25 %" in choice.excluded
 
 

@@ -58,6 +58,12 @@ class TimingSettings:
     # disagree there, the recognizer misheard the words or the nuclei count missed one, and
     # neither can be told right (the guide: a rate needs about 40 syllables)
     min_rate_syllables: int = 8
+    # a word under this probability is the recognizer's guess ('call' heard as 'tutorial' at
+    # p 0.07, 'maar' as 'marmen' at p 0.31 beside 'twee' at 0.07): when guesses hold more than
+    # `max_guessed_share` of a transcript count, the count may be off by that much, and the
+    # acoustic count is no check there (it found 12 and 13 nuclei in those 8 syllables)
+    guess_word_probability: float = 0.1
+    max_guessed_share: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -332,14 +338,22 @@ def _word_coverage(words: tuple[Word, ...], start_s: float, end_s: float, speaki
 
 
 def _choose_syllables(words: tuple[Word, ...], n_text: int, n_acoustic: int, coverage: float | None,
-                      speaking_s: float, settings: TimingSettings) -> _Syllables:
+                      speaking_s: float, settings: TimingSettings, *, language: str) -> _Syllables:
     """Which count the rates rest on (`_pick_count`). In a short turn whose counts disagree neither
-    is trusted: the chosen count stays as the best guess, but the turn's rates are left out."""
+    is trusted, nor a transcript count resting too much on guessed words: the chosen count stays as
+    the best guess, but the turn's rates are left out."""
     choice = _pick_count(words, n_text, n_acoustic, coverage, speaking_s, settings)
-    if max(n_text, n_acoustic) < settings.min_rate_syllables and n_text != n_acoustic and choice.excluded is None:
+    if choice.excluded is not None:
+        return choice
+    if max(n_text, n_acoustic) < settings.min_rate_syllables and n_text != n_acoustic:
         return replace(choice, excluded=f"a short turn whose counts disagree (transcript {n_text}, acoustic "
                                         f"{n_acoustic} syllables; under {settings.min_rate_syllables} one syllable "
                                         "is too much of the rate)")
+    guessed = sum(count_word_syllables(w.text.strip(), language=language) for w in words
+                  if w.probability < settings.guess_word_probability and w.text.strip())
+    if choice.source == "transcript" and guessed > settings.max_guessed_share * n_text:
+        return replace(choice, excluded=f"{guessed} of the {n_text} syllables are in words the recognizer guessed "
+                                        f"(probability under {settings.guess_word_probability:g})")
     return choice
 
 
@@ -378,7 +392,8 @@ def _make_turn(index: int, group: list[_Segment], audio: Audio, language: str,
     duration = end_s - start_s
     speaking = max(duration - m.pause_total_s, 1e-3)
     coverage = _word_coverage(words, start_s, end_s, duration - m.pause_total_s, language, settings)
-    choice = _choose_syllables(words, n_text, m.syllables_acoustic, coverage, speaking, settings)
+    choice = _choose_syllables(words, n_text, m.syllables_acoustic, coverage, speaking, settings,
+                               language=language)
     syllables = choice.count
     rated = bool(syllables) and choice.excluded is None
     hits = find_phrases([(w.text, w.start_s, w.end_s) for w in words], language=language) if words else ()

@@ -21,6 +21,7 @@ STYLES = ("good", "poor")
 DEFAULT_SEEDS = (1, 2)
 MAX_CALLER_LINES = 5  # still about 30 s per demo call on 2 cores: 17 scenarios x 2 styles take 17 min a seed
 OFF_PCT = 20.0  # the issue's bound: no turn off by more than this
+GUESSED = "the recognizer guessed"  # in the rate_excluded of the guessed-word rule
 
 
 @dataclass(frozen=True)
@@ -117,11 +118,13 @@ def summarise(cases: list[RateCase]) -> dict[str, str]:
     """Distribution of |error| over all scripted turns (what the turns' counts say) and over the
     turns whose rate goes into verdicts, and how many were left out."""
     kept = [abs(c.error_pct) for c in cases if c.excluded is None]
+    # the verdict turns without the guessed-word rule (the same run, the rule's exclusions undone)
+    unguessed = [abs(c.error_pct) for c in cases if c.excluded is None or GUESSED in c.excluded]
     every = [abs(c.error_pct) for c in cases]
     before = [abs(c.before_pct) for c in cases]
     out = {"turns": str(len(cases)), "in_verdicts": str(len(kept)),
-           "excluded": str(len(cases) - len(kept))}
-    for name, errs in (("all_", every), ("", kept), ("before_", before)):
+           "excluded": str(len(cases) - len(kept)), "excluded_guessed": str(len(unguessed) - len(kept))}
+    for name, errs in (("all_", every), ("", kept), ("unguessed_", unguessed), ("before_", before)):
         if errs:
             out |= {f"{name}median_err_pct": f"{statistics.median(errs):.1f}",
                     f"{name}p90_err_pct": f"{_percentile(errs, 0.9):.1f}",
@@ -154,7 +157,8 @@ def _print_summary(f: dict[str, str]) -> None:
     print(f"\n{f['turns']} scripted trainee turns scored ({f['unscored']} merged or not found). Articulation rate "
           f"|error| vs script:\n  over all scored turns:            {dist('all_')}\n"
           f"  over the {f['in_verdicts']} turns in rate verdicts: {dist('')}\n"
-          f"  {f['excluded']} turns left out of rate verdicts (rate_excluded)\n"
+          f"  {f['excluded']} turns left out of rate verdicts (rate_excluded), {f['excluded_guessed']} of them only "
+          f"for guessed words\n  without the guessed-word rule:   {dist('unguessed_')}\n"
           f"  the rule before coverage, all turns: {dist('before_')}\n"
           f"{f['calls']} calls: {f['calls_pace_unjudged']} without a pace in slower-softer/stay-calm (too few trusted "
           f"syllables after the baseline), {f['calls_lost_by_exclusion']} of them with left-out turns after the "
