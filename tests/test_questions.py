@@ -18,6 +18,7 @@ from roleplay.caller.questions import (
     compose,
     find_questions,
     load_questions,
+    placement,
     read_questions,
 )
 from roleplay.caller.questions import answer as answer_question
@@ -199,9 +200,19 @@ def test_a_question_without_a_fact_gets_a_plausible_i_do_not_know():
     assert name.fact == "caller_name"
 
 
-def test_a_caller_who_hangs_up_does_not_answer():
+def test_a_caller_who_hangs_up_snaps_the_answer_first():
     a = _answer("hanging_up", 10.0)
-    assert a.fact is None and a.tone == "none" and a.text == ""
+    dob = load_scenario("nl-scheldende-beller").facts["date_of_birth"].rstrip(" .!?")
+    assert a.fact == "date_of_birth" and a.tone == "curt" and a.text == f"{dob}!"
+    assert "hanging up" in a.reason
+    assert compose("Ik hang op.", (a,), situation="hanging_up") == f"{dob}! Ik hang op."
+    assert placement("hanging_up") == "before-line"
+    # asked again while hanging up: irritated, not a bare fact
+    again = _answer("hanging_up", 10.0, given=frozenset({"date_of_birth"}))
+    assert again.tone == "repeated" and dob in again.text
+    # no fact for it: a "weet ik niet", never silence
+    unknown = _answer("hanging_up", 10.0, question="allergies")
+    assert unknown.tone == "unknown" and unknown.text
 
 
 def test_where_the_answer_goes_in_the_line():

@@ -76,10 +76,7 @@ def check_call(scenario: Scenario, style: str, seed: int, call_dir: Path, *, out
         if not ok:
             ended = not any(e["type"] == "caller-line" and e["t_s"] >= turn["end_s"]
                             for e in events)
-            hung_up = any(a["t_s"] == turn["end_s"] and a["question"] == q and a["tone"] == "none"
-                          for a in answers)
-            why = (" (the caller hung up instead)" if hung_up else
-                   " (no caller line followed: the call ended)" if ended else "")
+            why = " (no caller line followed: the call ended)" if ended else ""
             missed.append(f"{q}: {turn.get('heard', '')!r}{why}")
     plain = [e for e in turns if not e.get("asks") and e.get("decided_by") != "greeting"]
     false = sum(any(a["t_s"] == e["end_s"] for a in answers) for e in plain)

@@ -59,9 +59,11 @@ _SOUND_CLASSES = str.maketrans({"b": "p", "m": "p", "w": "p", "v": "p", "f": "p"
 # Where the caller puts its answers, by the situation of the line it was going to say.
 ANGRY_SITUATIONS = frozenset({"escalating", "abusive", "interrupted"})
 CALM_SITUATIONS = frozenset({"calming", "apology", "satisfied"})
-ANSWER_FIRST = frozenset({"escalating", "abusive", "interrupted", "satisfied"})  # then the line
+# then the line; a caller hanging up still snaps the answer first ("De Vries! En nu hang ik op.")
+ANSWER_FIRST = frozenset({"escalating", "abusive", "interrupted", "satisfied", "hanging_up"})
 ANSWER_ONLY = frozenset({"calming"})  # the answer is the line
-NO_ANSWER = frozenset({"hanging_up"})  # hanging up: the question goes unanswered
+HANGING_UP = "hanging_up"
+HANG_UP_ANSWER = "{fact}!"  # the bare fact: the hang-up line says the rest
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,9 @@ class Asked:
 @dataclass(frozen=True)
 class Answer:
     question: str
-    fact: str | None  # the fact id given; None: the scenario has none (or the caller hangs up)
+    fact: str | None  # the fact id given; None: the scenario has none
     value: str | None  # the fact as the scenario states it
-    tone: str  # one of TONES, or "none" when the caller does not answer
+    tone: str  # one of TONES
     text: str  # what the caller says for it ("" when it does not answer)
     reason: str  # why this answer, for the event log
 
@@ -342,8 +344,6 @@ def answer(scenario: Scenario, questions: QuestionList, question_id: str, *, sit
     """The caller's answer to one question, in the tone of its anger and situation. `given`: the
     facts it already gave this call."""
     q = questions.questions[question_id]
-    if situation in NO_ANSWER:
-        return Answer(q.id, None, None, "none", "", f"the caller is {situation}: no answer")
     fact = next((f for f in q.facts if f in scenario.facts), None)
     if fact is None:
         return Answer(q.id, None, None, "unknown", rng.choice(questions.tones["unknown"]),
@@ -352,6 +352,10 @@ def answer(scenario: Scenario, questions: QuestionList, question_id: str, *, sit
     tone, reason = _tone(scenario, situation=situation, anger=anger, repeated=fact in given)
     bare = value.rstrip(" .!?")
     said = _sentence(q.say.format(fact=bare))
+    if situation == HANGING_UP and tone == "curt":
+        # no "En nu?" from the tone's lines: the hang-up line follows at once
+        return Answer(q.id, fact, value, tone, HANG_UP_ANSWER.format(fact=bare),
+                      f"hanging up (anger {anger:g}): the bare fact, then the hang-up line")
     text = _sentence(rng.choice(questions.tones[tone]).format(fact=bare, answer=said))
     return Answer(q.id, fact, value, tone, text, reason)
 
@@ -359,7 +363,8 @@ def answer(scenario: Scenario, questions: QuestionList, question_id: str, *, sit
 def _tone(scenario: Scenario, *, situation: str, anger: float, repeated: bool) -> tuple[str, str]:
     if repeated:
         return "repeated", "already answered this call"
-    if situation in ANGRY_SITUATIONS or anger >= scenario.rules.barge_in_at:
+    if situation in ANGRY_SITUATIONS or situation == HANGING_UP or (
+            anger >= scenario.rules.barge_in_at):
         return "curt", f"angry ({situation}, anger {anger:g})"
     if situation in CALM_SITUATIONS or anger < scenario.anger.calmed_below + 1.0:
         return "cooperative", f"calmer ({situation}, anger {anger:g})"
@@ -386,8 +391,6 @@ def compose(line_text: str, answers: Sequence[Answer], *, situation: str) -> str
 
 def placement(situation: str) -> str:
     """Where `compose` puts the answers, for the event log."""
-    if situation in NO_ANSWER:
-        return "none"
     if situation in ANSWER_ONLY:
         return "instead-of-line"
     return "before-line" if situation in ANSWER_FIRST else "after-line"

@@ -205,10 +205,10 @@ class AngerChange(Event):
 class Answer(Event):
     """The caller answers a question recognised in the trainee's turn (demo and drill): `question`
     (the question list's id), `heard` (the words it was recognised in), `fact` (the scenario fact
-    given; absent when the scenario has none or the caller does not answer) and its `value`,
-    `tone` (curt, plain, cooperative, repeated, unknown, or none when it hangs up), `placement`
-    (after-line, before-line, instead-of-line, none), `text` (what the caller says for it) and
-    `reason` (why this answer). `t_s` is the end of the trainee's turn."""
+    given; absent when the scenario has none) and its `value`, `tone` (curt, plain, cooperative,
+    repeated, unknown; none in calls recorded before a caller hanging up answered first),
+    `placement` (after-line, before-line, instead-of-line; none as for tone), `text` (what the
+    caller says for it) and `reason` (why this answer). `t_s` is the end of the trainee's turn."""
 
     question: str
     heard: str
