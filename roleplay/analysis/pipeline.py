@@ -257,6 +257,39 @@ def _split_backchannels(segs: dict[str, list[_Segment]], language: str, settings
     return kept, sorted(backchannels, key=lambda b: b.start_s)
 
 
+MIN_TAKEOVER_PAUSE_S = 0.1  # a silence the VAD bridges (under 0.3 s) but the other party can start in
+VAD_FRAME_S = 0.032  # Silero's time step: an onset is known to about one frame
+
+
+def _cut_tokens_after_takeover(segs: dict[str, list[_Segment]], tracks: dict[str, Audio], language: str,
+                               settings: TimingSettings) -> dict[str, list[_Segment]]:
+    """A speaker ends a turn, the other starts in the short silence after it, and the first speaker
+    adds a token over them ('... from Chicago.' - 'Oh, I'm from Chicago too' with 'mm' 0.2 s after
+    the first stopped): the VAD bridges that silence, so the token would lengthen the finished turn
+    into the other's speech and make their answer an interruption. Cut such a segment in the
+    silence when the other's onset lies in it and what follows is feedback by itself."""
+    out: dict[str, list[_Segment]] = {}
+    for speaker, own in segs.items():
+        other = segs[_other(speaker)]
+        out[speaker] = []
+        for s in own:
+            onsets = [o.start_s for o in other if s.start_s < o.start_s < s.end_s]
+            pauses = prosody.pauses_s(tracks[speaker].slice_s(s.start_s, s.end_s),
+                                      min_pause_s=MIN_TAKEOVER_PAUSE_S) if onsets else ()
+            cut = next(((s.start_s + a, s.start_s + b) for a, b in reversed(pauses)
+                        if any(s.start_s + a - VAD_FRAME_S <= t <= s.start_s + b + VAD_FRAME_S for t in onsets)),
+                       None)
+            if cut is not None:
+                head = _Segment(speaker, s.start_s, cut[0], tuple(w for w in s.words if w.end_s <= cut[1]), s.quiet)
+                tail = _Segment(speaker, cut[1], s.end_s, tuple(w for w in s.words if w.end_s > cut[1]), s.quiet)
+                if (tail.end_s - tail.start_s <= settings.max_backchannel_s and _token_words(tail, language, settings)
+                        and _feedback_position(tail, other, settings) and head.start_s < head.end_s):
+                    out[speaker] += [head, tail]
+                    continue
+            out[speaker].append(s)
+    return out
+
+
 def _voice_activity(audio: Audio) -> tuple[tuple[SpeechSegment, ...], frozenset[SpeechSegment]]:
     """The VAD's segments plus the quiet ones of the second look (`vad.quiet_segments`); a quiet
     one under 0.3 s from an ordinary segment is joined to it (a soft onset: "uhm", "oh")."""
@@ -597,6 +630,7 @@ def analyse_audio(
             warnings.append(f"{speaker} audio is very quiet (peak {20 * np.log10(max(peak, 1e-9)):.0f} dBFS)")
     if not segs["caller"] and not segs["trainee"]:
         raise InputError("no speech found in the recording (silence or noise only)")
+    segs = _cut_tokens_after_takeover(segs, tracks, language, settings)
     kept, backchannels = _split_backchannels(segs, language, settings)
     step("measuring turns")
     groups = _group_turns(kept, settings)

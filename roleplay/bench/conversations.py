@@ -56,14 +56,17 @@ def load_conversations(path: Path = REFERENCE_PATH) -> tuple[Conversation, ...]:
 
 def party_tracks(mix: Audio, spans_s: dict[str, tuple[tuple[float, float], ...]], *,
                  pad_s: float = GATE_PAD_S) -> dict[str, Audio]:
-    """Each party's track: the mix where that party speaks (spans padded by `pad_s`), silence
-    elsewhere, with short faded edges."""
+    """Each party's track: the mix where that party speaks (spans padded by `pad_s`, but never into
+    the other party's speech: a pad there would lengthen every overlap by up to 2 x `pad_s` and
+    make a 0.46 s overlap an interruption), silence elsewhere, with short faded edges."""
     t = np.arange(len(mix.samples)) / mix.rate_hz
     out = {}
     for party, spans in spans_s.items():
+        others = [x for p, other in spans_s.items() if p != party for x in other]
         gain = np.zeros(len(t))
         for a, b in spans:
-            lo, hi = a - pad_s, b + pad_s
+            lo = max([a - pad_s] + [min(a, d) for c, d in others if c < a and d > a - pad_s])
+            hi = min([b + pad_s] + [max(b, c) for c, d in others if d > b and c < b + pad_s])
             ramp = np.clip(np.minimum(t - lo, hi - t) / GATE_FADE_S, 0.0, 1.0)
             gain = np.maximum(gain, 0.5 - 0.5 * np.cos(np.pi * ramp))
         out[party] = Audio((mix.samples * gain).astype(np.float32), mix.rate_hz)
