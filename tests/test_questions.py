@@ -58,6 +58,8 @@ HEARD_GARBLED = [
     ("nl", "Ik hoog dat u dit morgen maakt. Maar dit is de patiënt jabogen.", "date_of_birth"),
     ("nl", "Ja maar u moet matten, let als iedereen, wat is de ram van de patiënt?", "patient_name"),
     ("en", "You have to wait like every nobody else. What is the patient's name?", "patient_name"),
+    # several words glued into one (the poor trainee's fast "wat is de naam van de patiënt")
+    ("nl", "Ja maar u moet machten, let als iedereen, maar is de aanvanderpatiënt", "patient_name"),
 ]
 HEARD = json.loads((Path(__file__).parent / "data" / "questions_heard.json").read_text(
     encoding="utf-8"))["turns"]
@@ -71,15 +73,16 @@ def test_questions_are_recognised_in_garbled_transcripts(language, heard, questi
 def test_recorded_demo_turns_questions_found_and_no_question_in_the_others():
     """All 224 recorded trainee turns: the matcher before this one (spelling and sound only, one
     cutoff) found 62 of the 76 questions and 1 in the 148 turns that asked none; this one 65 and
-    the same 1 ("wat u vertelt om" for "wat werd u beloofd"). The misses left are mostly earlier
-    wordings the trainee no longer uses ("Maak ik goed aan" for "Mag ik uw naam")."""
+    the same 1 ("wat u vertelt om" for "wat werd u beloofd"), 66 since glued windows count ("maar
+    het is de vol te datum"). The misses left are mostly earlier wordings the trainee no longer
+    uses ("Maak ik goed aan" for "Mag ik uw naam")."""
     found = [(t, [a.question for a in find_questions(t["heard"], language=t["language"])])
              for t in HEARD]
     asked = [(t, got) for t, got in found if t["asks"]]
     right = sum(set(t["asks"]) <= set(got) for t, got in asked)
     false = [t["heard"] for t, got in found if got and not t["asks"]]
     assert (len(asked), len(found) - len(asked)) == (76, 148)
-    assert right >= 65, right
+    assert right >= 66, right
     assert false == ["Dat is deel met meelend, wat u vertelt om haar te maken."]
 
 
