@@ -258,6 +258,29 @@ def test_the_caller_session_answers_and_logs_each_answer():
     assert d2.line is not None and s.facts["caller_name"] in d2.line.text
 
 
+def test_a_caller_who_hangs_up_on_a_question_answers_it_first():
+    """The poor trainee argues and asks at once: the caller goes past its hang-up anger, snaps the
+    fact and hangs up, in one line; the anger events keep why it hung up."""
+    s = load_scenario("nl-visite-derde-keer")
+    session = CallerSession(s, rng=random.Random(4))
+    line = session.open()
+    session.on_line_spoken(line, start_s=1.0, end_s=4.0, rate_wpm=180, volume=0.8)
+    session.state = replace(session.state, anger=s.anger.hang_up_at - 0.1)
+    heard = "Ja maar u moet gewoon wachten. Wat is de naam van de patiënt?"
+    turn = replace(_turn(heard, 5.0, 8.0),
+                   phrases=(Phrase("argument", "ja maar", 5.0, "Ja maar"),))
+    d = session.on_trainee_turn(turn, start_s=5.0, end_s=8.0, decided_by="end-of-turn")
+    assert d.line is not None and d.line.situation == "hanging_up"
+    (a,) = [e.fields for e in d.events if e.type == "answer"]
+    name = s.facts["patient_name"].rstrip(" .!?")
+    assert (a["question"], a["fact"], a["tone"], a["placement"]) == (
+        "patient_name", "patient_name", "curt", "before-line")
+    assert d.line.text.startswith(f"{name}!") and len(d.line.text) > len(name) + 2
+    assert any(e.type == "anger" and e.fields["reason"] == "argument" for e in d.events)
+    spoken = session.on_line_spoken(d.line, start_s=8.5, end_s=11.0, rate_wpm=180, volume=0.8)
+    assert spoken.outcome == "caller-hung-up"
+
+
 def test_a_turn_without_a_question_is_not_answered():
     s = load_scenario("nl-visite-derde-keer")
     session = CallerSession(s, rng=random.Random(4))
