@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,27 +109,123 @@ def clipped_fraction(audio: Audio) -> float:
     return float(np.mean(np.abs(audio.samples) >= CLIP_LEVEL))
 
 
+# librosa.pyin's settings as `pitch` uses them (its defaults, a 40 ms hop)
+_PYIN_FRAME = 1024
+_PYIN_HOP = 640
+_PYIN_BINS_PER_SEMITONE = 10  # pyin's resolution of 0.1 semitone
+_PYIN_MAX_TRANSITION_RATE = 35.92  # octaves per second
+_PYIN_SWITCH_PROB = 0.01
+_PYIN_NO_TROUGH_PROB = 0.01
+_PYIN_BETA = (2.0, 18.0)
+_PYIN_BOLTZMANN = 2.0
+_PYIN_THRESHOLDS = 100
+
+
 def pitch(audio: Audio) -> Pitch:
     """F0 by probabilistic YIN with a 40 ms hop: a per-turn median needs no finer grid, and pyin's
     cost scales with the number of frames."""
     _check(audio)
-    import librosa
-
     a = audio.resampled(16_000)
     if a.duration_s < 0.2:
         return Pitch(None, None, 0.0)
-    hop = 640
-    f0, voiced, _ = librosa.pyin(
-        a.samples, fmin=PITCH_FMIN_HZ, fmax=PITCH_FMAX_HZ, sr=a.rate_hz,
-        frame_length=1024, hop_length=hop, center=True,
-    )
+    f0, voiced = pyin(a.samples, a.rate_hz)
     f = f0[voiced & np.isfinite(f0)]
-    voiced_s = len(f) * hop / a.rate_hz
+    voiced_s = len(f) * _PYIN_HOP / a.rate_hz
     if len(f) < 3:
         return Pitch(None, None, voiced_s)
     st = 12.0 * np.log2(f / np.median(f))
     q75, q25 = np.percentile(st, [75, 25])
     return Pitch(float(np.median(f)), float(q75 - q25), voiced_s)
+
+
+def pyin(samples: np.ndarray, rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
+    """`librosa.pyin(samples, fmin=60, fmax=500, sr=rate_hz, frame_length=1024, hop_length=640)`:
+    the same f0 (NaN where unvoiced) and voicing flags, computed by pyin's own steps, except that
+    its Viterbi search (three quarters of its time: every state against all 734) looks only at the
+    predecessors pyin's transition matrix allows, falling back to all of them in a frame where a
+    disallowed one could win. tests/test_prosody_pitch.py checks the two agree on real speech."""
+    import librosa
+    import scipy.stats
+    from librosa.core import pitch as lp
+
+    y = np.pad(samples, _PYIN_FRAME // 2)
+    frames = librosa.util.frame(y, frame_length=_PYIN_FRAME, hop_length=_PYIN_HOP)
+    min_period = int(np.floor(rate_hz / PITCH_FMAX_HZ))
+    max_period = min(int(np.ceil(rate_hz / PITCH_FMIN_HZ)), _PYIN_FRAME - 1)
+    yin = lp._cumulative_mean_normalized_difference(frames, min_period, max_period)
+    shifts = lp._parabolic_interpolation(yin)
+    thresholds = np.linspace(0, 1, _PYIN_THRESHOLDS + 1)
+    beta_probs = np.diff(scipy.stats.beta.cdf(thresholds, *_PYIN_BETA))
+    n_bins = int(np.floor(12 * _PYIN_BINS_PER_SEMITONE * np.log2(PITCH_FMAX_HZ / PITCH_FMIN_HZ))) + 1
+    helper = getattr(lp, "__pyin_helper")  # module-private in librosa 0.11 (pinned < 1)
+    observations, _ = helper(yin, shifts, rate_hz, thresholds, _PYIN_BOLTZMANN, beta_probs, _PYIN_NO_TROUGH_PROB,
+                             min_period, PITCH_FMIN_HZ, n_bins, _PYIN_BINS_PER_SEMITONE)
+    log_trans, half_width = _pyin_transitions(n_bins, rate_hz)
+    epsilon = librosa.util.tiny(observations)
+    log_prob = np.log(observations[0] + epsilon).T
+    log_p_init = np.log(np.full(2 * n_bins, 1.0 / (2 * n_bins)) + epsilon)
+    states = _banded_viterbi()(log_prob, log_trans, log_p_init, n_bins, half_width, float(np.log(epsilon)))
+    freqs = PITCH_FMIN_HZ * 2 ** (np.arange(n_bins) / (12 * _PYIN_BINS_PER_SEMITONE))
+    voiced = states < n_bins
+    f0 = np.where(voiced, freqs[states % n_bins], np.nan)
+    return f0, voiced
+
+
+@functools.lru_cache(maxsize=4)
+def _pyin_transitions(n_bins: int, rate_hz: int) -> tuple[np.ndarray, int]:
+    """pyin's log transition matrix (as librosa.sequence.viterbi takes its log) and how many pitch
+    bins a step may cross: outside that band its entries are log(0 + tiny)."""
+    import librosa
+
+    semitones_per_frame = round(_PYIN_MAX_TRANSITION_RATE * 12 * _PYIN_HOP / rate_hz)
+    local = librosa.sequence.transition_local(n_bins, semitones_per_frame * _PYIN_BINS_PER_SEMITONE + 1,
+                                              window="triangle", wrap=False)
+    switch = librosa.sequence.transition_loop(2, 1 - _PYIN_SWITCH_PROB)
+    transition = np.kron(switch, local)
+    rows, cols = np.nonzero(local)
+    log_trans = np.log(transition + librosa.util.tiny(transition))
+    return log_trans, int(np.max(np.abs(rows - cols)))
+
+
+def _viterbi_banded(log_prob: np.ndarray, log_trans: np.ndarray, log_p_init: np.ndarray, n_bins: int,
+                    half_width: int, log_eps: float) -> np.ndarray:  # pragma: no cover - run compiled
+    """librosa's Viterbi (the same sums, the first best predecessor), each state's predecessors
+    searched in the band of pitch bins `half_width` either side, in both voicing halves."""
+    n_steps, n_states = log_prob.shape
+    ptr = np.zeros((n_steps, n_states), dtype=np.int64)
+    value = log_prob[0] + log_p_init
+    new = np.empty(n_states)
+    for t in range(1, n_steps):
+        ceiling = np.max(value) + log_eps  # the most a disallowed predecessor can give
+        for j in range(n_states):
+            b = j % n_bins
+            lo, hi = max(0, b - half_width), min(n_bins, b + half_width + 1)
+            best_i, best = -1, -np.inf
+            for half in range(2):
+                for i in range(half * n_bins + lo, half * n_bins + hi):
+                    v = value[i] + log_trans[i, j]
+                    if v > best:
+                        best_i, best = i, v
+            if ceiling >= best:  # a disallowed one could win or tie: search all, as librosa does
+                best_i = int(np.argmax(value + log_trans[:, j]))
+                best = value[best_i] + log_trans[best_i, j]
+            ptr[t, j] = best_i
+            new[j] = log_prob[t, j] + best
+        value, new = new, value
+    states = np.zeros(n_steps, dtype=np.int64)
+    states[-1] = np.argmax(value)
+    for t in range(n_steps - 2, -1, -1):
+        states[t] = ptr[t + 1, states[t + 1]]
+    return states
+
+
+@functools.cache
+def _banded_viterbi() -> Callable[..., np.ndarray]:
+    """`_viterbi_banded` compiled (numba's disk cache keeps it across processes)."""
+    import numba
+
+    compiled: Callable[..., np.ndarray] = numba.njit(cache=True)(_viterbi_banded)
+    return compiled
 
 
 def semitones(hz: float, ref_hz: float) -> float:
