@@ -58,6 +58,9 @@ class TimingSettings:
     # disagree there, the recognizer misheard the words or the nuclei count missed one, and
     # neither can be told right (the guide: a rate needs about 40 syllables)
     min_rate_syllables: int = 8
+    # pyin F0 of each turn (about 0.09 s CPU per turn): False in the live drill, where the caller's
+    # reply waits for the turn's analysis and uses no pitch (the analysis after the call does)
+    measure_pitch: bool = True
     # a word under this probability is the recognizer's guess ('call' heard as 'tutorial' at
     # p 0.07, 'maar' as 'marmen' at p 0.31 beside 'twee' at 0.07): when guesses hold more than
     # `max_guessed_share` of a transcript count, the count may be off by that much, and the
@@ -340,13 +343,13 @@ class _Measured:
     pitch: prosody.Pitch
 
 
-def _measure(audio: Audio) -> _Measured:
+def _measure(audio: Audio, *, pitch: bool = True) -> _Measured:
     pauses = prosody.pauses_s(audio)
     return _Measured(
         syllables_acoustic=len(syllable_nuclei_s(audio)),
         pause_total_s=sum(b - a for a, b in pauses),
         loudness_dbfs=prosody.loudness_dbfs(audio),
-        pitch=prosody.pitch(audio),
+        pitch=prosody.pitch(audio) if pitch else prosody.Pitch(None, None, 0.0),
     )
 
 
@@ -420,7 +423,7 @@ def _make_turn(index: int, group: list[_Segment], audio: Audio, language: str,
     words = tuple(w for s in group for w in s.words)
     text = " ".join(w.text for w in words).strip()
     chunk = audio.slice_s(start_s, end_s)
-    m = _measure(chunk)
+    m = _measure(chunk, pitch=settings.measure_pitch)
     n_text = count_syllables(text, language=language) if text else 0
     duration = end_s - start_s
     speaking = max(duration - m.pause_total_s, 1e-3)

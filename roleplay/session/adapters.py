@@ -4,11 +4,11 @@ these; tests replace them with arrays."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from roleplay.analysis.pipeline import Baseline, Turn, analyse_turn
+from roleplay.analysis.pipeline import Baseline, TimingSettings, Turn, analyse_turn
 from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
 from roleplay.caller.scenario import CallerLine
 
@@ -27,11 +27,12 @@ class TurnListener:
     language: str
     transcriber: Any
     baseline: Baseline
+    settings: TimingSettings = field(default_factory=TimingSettings)
 
     def __call__(self, audio: Audio, *, offset_s: float, transcriber: Any = None) -> Turn | None:
         return analyse_turn(audio=audio, speaker="trainee", language=self.language,
                             transcriber=transcriber or self.transcriber, baseline=self.baseline,
-                            offset_s=offset_s)
+                            offset_s=offset_s, settings=self.settings)
 
 
 def speak(text: str, *, voice: Any, prosody: Any, gain_db: float, cache_dir: Path | None) -> Audio:

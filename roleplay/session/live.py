@@ -42,7 +42,7 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
-from roleplay.analysis.pipeline import Turn
+from roleplay.analysis.pipeline import TimingSettings, Turn
 from roleplay.audio.clip import Audio, amplitude_to_db, load_audio, save_wav
 from roleplay.audio.devices import DeviceSpec, DuplexStream, LagMeasurement, measure_lag
 from roleplay.audio.echo import EchoGate
@@ -81,8 +81,26 @@ PREMATURE_MIN_S = 0.2  # ... and lasts this long: a VAD blip or a click is not g
 
 
 @dataclass(frozen=True)
+class LiveRecognition:
+    """How a trainee's turn is recognised for the caller's reply, which waits for its words."""
+
+    # silence before recognising the turn so far starts (two VAD frames): a pause the trainee
+    # goes on after wastes the job, but a finished turn's words come this much sooner
+    start_after_s: float = 0.064
+    measure_pitch: bool = False  # pyin F0: the caller's reaction does not use it
+    # a low-probability greedy decode redone with a beam: +0.2-0.36 s CPU on 5 of 11 bench turns
+    # for WER 0.527 -> 0.512 on 37 espeak lines (same phrase categories found); 0: not redone
+    retry_beam_size: int = 0
+
+
+# the live recognition until 2026-11-30 (`roleplay bench latency` compares it as "before")
+RECOGNITION_BEFORE = LiveRecognition(start_after_s=TURN_PAD_S, measure_pitch=True, retry_beam_size=5)
+
+
+@dataclass(frozen=True)
 class DrillSettings:
     turn: TurnSettings = field(default_factory=TurnSettings)
+    recognition: LiveRecognition = field(default_factory=LiveRecognition)
     max_caller_lines: int | None = None  # None: the scenario's rules end the call
     answer_timeout_s: float = 8.0  # the caller starts anyway if nobody picks up
     seed: int | None = None
@@ -375,7 +393,7 @@ class _Reply:
 
 
 class _EarlyRecognition:
-    """Recognition of a turn started in a pause (TURN_PAD_S into the silence), in one worker
+    """Recognition of a turn started in a pause (`start_after_s` into the silence), in one worker
     thread; if the pause becomes the end of the turn, its result is used."""
 
     def __init__(self, recognise: Callable[[tuple[float, float], Any], tuple[Turn | None, str]]
@@ -504,9 +522,7 @@ class Drill:
             if self.on_ready is not None:
                 self.on_ready()
         self.level_db = amplitude_to_db(float(np.sqrt(np.mean(block.astype(np.float64) ** 2))))
-        self._decide_end_wait()
         self._run_vad()
-        self._recognise_in_pause()
         if self.current is not None and self.gate.active and not self.current.echo_checked:
             self._track_echo(self.current)
         t_call_s = tl.trainee_len / RATE_HZ
@@ -517,9 +533,12 @@ class Drill:
         return t_call_s
 
     def _run_vad(self) -> None:
-        """VAD frames on the trainee track (the caller's echo gated out), into turn-taking."""
+        """VAD frames on the trainee track (the caller's echo gated out), into turn-taking; the
+        pause decision and the start of recognition per frame, not per block (a block is two
+        frames: words that came in mid-block, or a pause two frames long, count at once)."""
         tl, vad = self.timeline, self.vad
         while self.frame_pos + vad.frame_samples <= tl.trainee_len:
+            self._decide_end_wait()
             a, b = self.frame_pos, self.frame_pos + vad.frame_samples
             self.frame_pos = b
             clean = self.gate.clean(tl.trainee[a:b], tl.caller, a)
@@ -532,6 +551,7 @@ class Drill:
                 if self.session.outcome is None:
                     self.on_turn_event(ev)
             self._watch_reply(b / RATE_HZ)
+            self._recognise_in_pause()
 
     def _decide_end_wait(self) -> None:
         """The silence the trainee's current pause needs to end the turn, from what is known of
@@ -720,11 +740,12 @@ class Drill:
                            transcriber=transcriber)
 
     def _recognise_in_pause(self) -> None:
-        """Start recognising the turn so far once the trainee has paused TURN_PAD_S."""
+        """Start recognising the turn so far once the trainee has paused `start_after_s`."""
         taker = self.taker
         if (self.session.outcome is None and taker.turn_start_s is not None
                 and not taker.trainee_speaking and taker.last_speech_end_s is not None
-                and self.frame_pos / RATE_HZ >= taker.last_speech_end_s + TURN_PAD_S
+                and self.frame_pos / RATE_HZ >= (taker.last_speech_end_s
+                                                 + self.settings.recognition.start_after_s)
                 and taker.last_speech_end_s > taker.turn_start_s):
             self.early.start((taker.turn_start_s, taker.last_speech_end_s))
 
@@ -736,10 +757,10 @@ class Drill:
         the worker runs one job at a time, so that one has finished by now."""
         if before is not None and before[0][0] == span[0] and not before[1].cancelled():
             earlier = before[1].result()[0]
-            # cut in that pause: it was at least TURN_PAD_S long
+            # cut in that pause: it was at least `start_after_s` long
             resumed = _Resumed(self.live_transcriber, earlier,
                                offset_s=max(0.0, span[0] - TURN_PAD_S),
-                               upto_s=before[0][1] + TURN_PAD_S / 2)
+                               upto_s=before[0][1] + self.settings.recognition.start_after_s / 2)
             turn = self._analyse_span(*span, resumed)
             return turn, "early-rest" if resumed.reused else "early"
         return self._analyse_span(*span), "early"
@@ -920,7 +941,10 @@ def _prepare(stream: Any, *, cal_path: Path, session: CallerSession, speaker: _S
         stream.stop()
         raise
     # The caller reacts with the greedy recognizer; the analysis after the call uses `transcriber`.
-    return vad, calibration, TurnListener(language, _live_transcriber(transcriber), baseline), lag
+    live = settings.recognition
+    listen = TurnListener(language, _live_transcriber(transcriber, live.retry_beam_size), baseline,
+                          TimingSettings(measure_pitch=live.measure_pitch))
+    return vad, calibration, listen, lag
 
 
 def _measure_lag(stream: Any, status: StatusSink) -> LagMeasurement:
@@ -951,14 +975,18 @@ def _close_cut_off(writer: Any, drill: Drill | None, message: str) -> None:
     writer.close(outcome="aborted", status="aborted")
 
 
-def _live_transcriber(transcriber: Any) -> Any:
-    """The same model, greedy (beam 1): the caller's reaction needs speed more than the last
-    word; the analysis after the call uses `transcriber` as given."""
+def _live_transcriber(transcriber: Any, retry_beam_size: int = LiveRecognition.retry_beam_size) -> Any:
+    """The same model, greedy (beam 1), a failed decode redone with `retry_beam_size` (0: not):
+    the caller's reaction needs speed more than the last word; the analysis after the call uses
+    `transcriber` as given. The rest stays: the language is passed, no VAD filter (the turn is
+    our own VAD segments), no timestamp tokens (faster-whisper's batched prompt)."""
     from roleplay.speech.asr import FasterWhisperTranscriber
 
-    if isinstance(transcriber, FasterWhisperTranscriber) and transcriber.settings.beam_size > 1:
-        return FasterWhisperTranscriber(
-            transcriber.model_path, settings=dataclasses.replace(transcriber.settings, beam_size=1))
+    if isinstance(transcriber, FasterWhisperTranscriber):
+        settings = dataclasses.replace(transcriber.settings, beam_size=1,
+                                       retry_beam_size=retry_beam_size)
+        if settings != transcriber.settings:
+            return FasterWhisperTranscriber(transcriber.model_path, settings=settings)
     return transcriber
 
 
