@@ -157,18 +157,54 @@ def pyin(samples: np.ndarray, rate_hz: int) -> tuple[np.ndarray, np.ndarray]:
     thresholds = np.linspace(0, 1, _PYIN_THRESHOLDS + 1)
     beta_probs = np.diff(scipy.stats.beta.cdf(thresholds, *_PYIN_BETA))
     n_bins = int(np.floor(12 * _PYIN_BINS_PER_SEMITONE * np.log2(PITCH_FMAX_HZ / PITCH_FMIN_HZ))) + 1
-    helper = getattr(lp, "__pyin_helper")  # module-private in librosa 0.11 (pinned < 1)
-    observations, _ = helper(yin, shifts, rate_hz, thresholds, _PYIN_BOLTZMANN, beta_probs, _PYIN_NO_TROUGH_PROB,
-                             min_period, PITCH_FMIN_HZ, n_bins, _PYIN_BINS_PER_SEMITONE)
+    observations = _pyin_observations(yin, shifts, rate_hz, thresholds, beta_probs, min_period, n_bins)
     log_trans, half_width = _pyin_transitions(n_bins, rate_hz)
     epsilon = librosa.util.tiny(observations)
-    log_prob = np.log(observations[0] + epsilon).T
+    log_prob = np.log(observations + epsilon).T
     log_p_init = np.log(np.full(2 * n_bins, 1.0 / (2 * n_bins)) + epsilon)
     states = _banded_viterbi()(log_prob, log_trans, log_p_init, n_bins, half_width, float(np.log(epsilon)))
     freqs = PITCH_FMIN_HZ * 2 ** (np.arange(n_bins) / (12 * _PYIN_BINS_PER_SEMITONE))
     voiced = states < n_bins
     f0 = np.where(voiced, freqs[states % n_bins], np.nan)
     return f0, voiced
+
+
+def _pyin_observations(yin: np.ndarray, shifts: np.ndarray, rate_hz: int, thresholds: np.ndarray,
+                       beta_probs: np.ndarray, min_period: int, n_bins: int) -> np.ndarray:
+    """pyin's observation probabilities (librosa 0.11's `__pyin_helper`, the same operations),
+    with scipy's Boltzmann pmf written out: its generic argument checks took over half the time."""
+    import librosa
+
+    yin_probs = np.zeros_like(yin)
+    decay = _PYIN_BOLTZMANN
+    for i, frame in enumerate(yin.T):
+        is_trough = librosa.util.localmin(frame)
+        is_trough[0] = frame[0] < frame[1]
+        (trough_index,) = np.nonzero(is_trough)
+        if len(trough_index) == 0:
+            continue
+        heights = yin[trough_index, i]
+        below = np.less.outer(heights, thresholds[1:])
+        positions = np.cumsum(below, axis=0) - 1
+        n_troughs = np.count_nonzero(below, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # columns without troughs are masked below
+            # scipy.stats.boltzmann.pmf(positions, decay, n_troughs): a prior favouring short periods
+            prior = (1 - np.exp(-decay)) / (1 - np.exp(-decay * n_troughs)) * np.exp(-decay * positions)
+        prior[~below] = 0
+        probs = prior.dot(beta_probs)
+        global_min = np.argmin(heights)
+        n_thresholds_below_min = np.count_nonzero(~below[global_min, :])
+        probs[global_min] += _PYIN_NO_TROUGH_PROB * np.sum(beta_probs[:n_thresholds_below_min])
+        yin_probs[trough_index, i] = probs
+    yin_period, frame_index = np.nonzero(yin_probs)
+    f0_candidates = rate_hz / (min_period + yin_period + shifts[yin_period, frame_index])
+    bin_index = 12 * _PYIN_BINS_PER_SEMITONE * np.log2(f0_candidates / PITCH_FMIN_HZ)
+    bin_index = np.clip(np.round(bin_index), 0, n_bins).astype(int)
+    observations = np.zeros((2 * n_bins, yin.shape[1]))
+    observations[bin_index, frame_index] = yin_probs[yin_period, frame_index]
+    voiced_prob = np.clip(np.sum(observations[:n_bins, :], axis=0, keepdims=True), 0, 1)
+    observations[n_bins:, :] = (1 - voiced_prob) / n_bins
+    return observations
 
 
 @functools.lru_cache(maxsize=4)
