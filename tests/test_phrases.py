@@ -140,6 +140,32 @@ def test_model_sentence_is_acknowledgement_and_end_announcement_not_negative():
     assert categories(text, "nl") == ["acknowledgement", "end-announcement"]
 
 
+@pytest.mark.parametrize(
+    ("sentence", "category"),
+    [  # what the guidance document advises, as a receptionist says it
+        ("Meneer, ik sta u niet langer te woord.", "end-announcement"),
+        ("Ik wil u niet verder te woord staan.", "end-announcement"),
+        ("Dan leg ik de telefoon neer.", "end-announcement"),
+        ("Ik spreek u aan op uw gedrag.", "boundary"),
+        ("Meneer, dit gaat te ver.", "boundary"),
+        ("Ik hoor dat u boos bent.", "acknowledgement"),
+        ("Ik begrijp uw zorgen.", "acknowledgement"),
+        ("Ik ga dat voor u regelen.", "concrete-offer"),
+    ],
+)
+def test_guidance_phrasings_are_found(sentence, category):
+    assert category in categories(sentence, "nl")
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    ["Ik leg de telefoon even op tafel.", "Hij heeft de telefoon neergelegd.", "De bus gaat te ver weg.",
+     "Heeft hij last van zijn gedrag?", "Ik regel dat morgen wel."],
+)
+def test_ordinary_sentences_near_the_guidance_phrasings_have_no_hits(sentence):
+    assert categories(sentence, "nl") == []
+
+
 def test_overlapping_hits_of_one_category_count_once():
     hits = find_phrases("Ik begrijp dat u boos bent.", language="nl")
     assert [(h.category, h.text) for h in hits] == [

@@ -603,7 +603,7 @@ def print_phrase_table(results: tuple[PhraseResult, ...], *, title: str) -> dict
 def score_phrase_set(*, transcriber: Any, cache_dir: Path, verbose: bool = True) -> dict[str, str]:
     """The phrase section of `roleplay bench accuracy`: run the lines, print each line (verbose),
     the threshold the training split prefers, and the tables of both splits."""
-    from roleplay.analysis.phrases import CANDIDATE_MIN_CLOSENESS, MIN_LOG_RATIO_PER_TOKEN
+    from roleplay.analysis.phrases import CANDIDATE_MIN_CLOSENESS, MAX_CANDIDATES_PER_TURN, MIN_LOG_RATIO_PER_TOKEN
 
     lines = phrase_lines()
     print(f"\n== phrase lines: {len(lines)} "
@@ -616,8 +616,8 @@ def score_phrase_set(*, transcriber: Any, cache_dir: Path, verbose: bool = True)
               f"  {r.line.text!r} heard {r.heard!r}")
     train = tuple(r for r in results if r.line.split == "train")
     closeness, ratio, f1 = best_threshold(train)
-    print(f"\n  thresholds: shipped closeness >= {CANDIDATE_MIN_CLOSENESS:.2f} and audio support >= "
-          f"{MIN_LOG_RATIO_PER_TOKEN:+.2f} nats per phrase word; the training split's best: {closeness:.2f} and "
-          f"{ratio:+.2f} (micro F1 {f1:.2f})")
+    print(f"\n  thresholds: shipped closeness >= {CANDIDATE_MIN_CLOSENESS:.2f} (the closest {MAX_CANDIDATES_PER_TURN} "
+          f"per turn) and audio support >= {MIN_LOG_RATIO_PER_TOKEN:+.2f} nats per phrase word; the training split's "
+          f"best: {closeness:.2f} and {ratio:+.2f} (micro F1 {f1:.2f})")
     print_phrase_table(train, title="training split")
     return print_phrase_table(tuple(r for r in results if r.line.split == "test"), title="test split (the figures)")
