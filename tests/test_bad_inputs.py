@@ -127,7 +127,7 @@ def run(capfd, monkeypatch, tmp_path):
         if transcriber is not None:
             import roleplay.app.analyse
 
-            monkeypatch.setattr(roleplay.app.analyse, "load_transcriber", lambda model: transcriber)
+            monkeypatch.setattr(roleplay.app.analyse, "load_transcriber", lambda model, **_: transcriber)
         try:
             code = cli_main([str(a) for a in argv])
         except SystemExit as exc:  # argparse

@@ -69,7 +69,7 @@ def run(capfd, monkeypatch):
         if transcriber is not None:
             import roleplay.app.analyse
 
-            monkeypatch.setattr(roleplay.app.analyse, "load_transcriber", lambda model: transcriber)
+            monkeypatch.setattr(roleplay.app.analyse, "load_transcriber", lambda model, **_: transcriber)
         try:
             code = cli_main([str(a) for a in argv])
         except SystemExit as exc:
