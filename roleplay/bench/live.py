@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -153,11 +153,10 @@ def _bench_call(work: Path, name: str, transcriber, rule: str, seed: int, caller
     from roleplay.audio.virtual import virtual_devices
     from roleplay.bench.turnreplay import RULES
     from roleplay.session.live import DrillSettings, run_drill
-    from roleplay.session.turntaking import TurnSettings
 
-    adaptive, recognition = RULES[rule]
-    settings = DrillSettings(turn=replace(TurnSettings(), adaptive=adaptive), recognition=recognition,
-                             max_caller_lines=caller_lines, seed=seed)
+    waits, recognition = RULES[rule]
+    settings = DrillSettings(turn=waits, recognition=recognition, max_caller_lines=caller_lines,
+                             seed=seed)
     cpu = time.process_time()
     with virtual_devices() as vd:
         trainee = ScriptedTrainee(vd, work / name)

@@ -68,8 +68,13 @@ class TurnSettings:
     frame_s: float = FRAME_S
     # The end of a turn from its words and pitch (`end_of_turn_wait`); False: always end_of_turn_s.
     adaptive: bool = True
-    complete_s: float = 0.3  # a question, or a sentence ending in falling pitch
-    sentence_s: float = 0.45  # a sentence without measured pitch, or falling words without a full stop
+    complete_s: float = 0.3  # a question
+    # a sentence ending in falling pitch: a speaker may pause this long between two sentences of
+    # one turn (0.48 s to the VAD in the bench's "U heeft gelijk dat het lang duurt. | Dat spijt
+    # me.", answered at 0.3 s once the words came that soon); espeak-ng ends every full stop with
+    # the same fall, so the pitch cannot tell that pause from the end
+    statement_s: float = 0.5
+    sentence_s: float = 0.5  # a sentence without measured pitch, or falling words without a full stop
     continuing_s: float = 1.0  # the pitch stays level or rises: the speaker may go on
     trailing_s: float = 1.2  # the words trail off ("en ...", a filler): a hesitation, wait longer
     falling_st: float = -1.0  # the end of the turn this many semitones below its middle: falling
@@ -79,7 +84,8 @@ class TurnSettings:
         if not 0.0 < self.offset_threshold <= self.onset_threshold < 1.0:
             raise ValueError("expected 0 < offset_threshold <= onset_threshold < 1")
         for name in ("end_of_turn_s", "interrupt_min_s", "backchannel_max_s", "no_answer_s",
-                     "frame_s", "complete_s", "sentence_s", "continuing_s", "trailing_s"):
+                     "frame_s", "complete_s", "statement_s", "sentence_s", "continuing_s",
+                     "trailing_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -149,8 +155,13 @@ def end_of_turn_wait(cues: EndCues, settings: TurnSettings) -> EndWait:
         return EndWait(s.sentence_s if tone == "falling" else s.end_of_turn_s,
                        f"no sentence end, {tone if pitch is not None else 'no'} pitch")
     if tone == "falling":
-        return EndWait(s.complete_s, "sentence, falling pitch")
+        return EndWait(s.statement_s, "sentence, falling pitch")
     return EndWait(s.sentence_s, "sentence, no pitch")
+
+
+# The waits until 2026-11-30, when the words came 0.5-0.65 s into a pause anyway: a sentence
+# with falling pitch 0.3 s (`roleplay bench latency` compares them as "before")
+WAITS_BEFORE = TurnSettings(statement_s=0.3, sentence_s=0.45)
 
 
 PITCH_FRAME = 640  # 40 ms at 16 kHz
