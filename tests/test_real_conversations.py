@@ -245,7 +245,7 @@ def _cut(trainee_text: str, trainee_p: float, caller_start_s: float):
     return _cut_tokens_after_takeover(segs, tracks, "en", TimingSettings())["trainee"]
 
 
-@pytest.mark.parametrize(("text", "p"), [("", 0.0), ("mm-hmm", 0.9), ("Yes.", 0.3)])
+@pytest.mark.parametrize(("text", "p"), [("", 0.0), ("mm-hmm", 0.9)])
 def test_a_token_after_the_other_took_over_in_the_pause_is_cut_off(text, p):
     """pyannote sample 17.92-18.59 s: speaker91 ends 'from Chicago.', speaker90 starts in the 0.2 s
     silence after it, speaker91 adds a token over them; the VAD bridged the silence, so the token
@@ -261,6 +261,9 @@ def test_a_token_after_the_other_took_over_in_the_pause_is_cut_off(text, p):
 
 @pytest.mark.parametrize(("text", "p", "caller_start_s"), [
     ("and then", 0.9, 3.1),  # confident words that are no listener token: the speaker went on
+    # doubtful words: as likely the end of the speaker's own sentence, which the other cut into
+    # (leak call nl-man-170: '... de dr. Melon' - 0.27 s - 'Howe.' at p < 0.5 under the caller's cut-in)
+    ("Howe.", 0.3, 3.1),
     ("", 0.0, 2.5),  # the other started during the speech, not in its pause
     ("", 0.0, 3.4),  # the other started after the speaker resumed
 ])

@@ -270,7 +270,10 @@ def _cut_tokens_after_takeover(segs: dict[str, list[_Segment]], tracks: dict[str
     adds a token over them ('... from Chicago.' - 'Oh, I'm from Chicago too' with 'mm' 0.2 s after
     the first stopped): the VAD bridges that silence, so the token would lengthen the finished turn
     into the other's speech and make their answer an interruption. Cut such a segment in the
-    silence when the other's onset lies in it and what follows is feedback by itself."""
+    silence when the other's onset lies in it and what follows is feedback by itself: no words, or
+    confident listener tokens. Doubtful words there are more often the end of the speaker's own
+    sentence (a leak call: '... de dr. Melon' - pause - 'Howe.' at p < 0.5, which the caller had
+    cut into: an interruption)."""
     out: dict[str, list[_Segment]] = {}
     for speaker, own in segs.items():
         other = segs[_other(speaker)]
@@ -285,8 +288,10 @@ def _cut_tokens_after_takeover(segs: dict[str, list[_Segment]], tracks: dict[str
             if cut is not None:
                 head = _Segment(speaker, s.start_s, cut[0], tuple(w for w in s.words if w.end_s <= cut[1]), s.quiet)
                 tail = _Segment(speaker, cut[1], s.end_s, tuple(w for w in s.words if w.end_s > cut[1]), s.quiet)
-                if (tail.end_s - tail.start_s <= settings.max_backchannel_s and _token_words(tail, language, settings)
-                        and _feedback_position(tail, other, settings) and head.start_s < head.end_s):
+                confident = not tail.words or min(w.probability for w in tail.words) >= settings.min_word_probability
+                if (tail.end_s - tail.start_s <= settings.max_backchannel_s and confident
+                        and _token_words(tail, language, settings) and _feedback_position(tail, other, settings)
+                        and head.start_s < head.end_s):
                     out[speaker] += [head, tail]
                     continue
             out[speaker].append(s)
