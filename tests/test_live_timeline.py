@@ -99,3 +99,22 @@ def test_a_turn_resumed_after_a_pause_decodes_only_what_came_after_it() -> None:
     joined = SpeechSegment(0.2, 4.0)
     assert [w.text for w in asr.transcribe(audio, (joined,), language="nl")] == ["later"]
     assert inner.asked == [(joined,)]
+
+
+def test_a_resumed_turn_drops_what_the_earlier_job_heard_after_its_pause() -> None:
+    """Recognition starts 0.064 s into a pause, so its job may hear the first syllable of the
+    speech after a short pause ('de' at 12.12 s): those words are decoded again with the rest,
+    not kept twice."""
+    from types import SimpleNamespace
+
+    from roleplay.audio.clip import Audio
+    from roleplay.session.live import _Resumed
+    from roleplay.speech.asr import Word
+    from roleplay.speech.vad import SpeechSegment
+
+    earlier = SimpleNamespace(end_s=12.0, words=(Word("ik", 10.2, 10.5, 0.9), Word("stuur", 10.6, 11.9, 0.8),
+                                                 Word("de", 12.12, 12.15, 0.3)))
+    asr = _Resumed(_CountingAsr(), earlier, offset_s=10.0, upto_s=12.032)
+    audio = Audio(np.zeros(16000 * 5, np.float32), 16000)
+    words = asr.transcribe(audio, (SpeechSegment(0.2, 2.0), SpeechSegment(2.1, 4.0)), language="nl")
+    assert [w.text for w in words] == ["ik", "stuur", "later"]

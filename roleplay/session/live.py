@@ -293,8 +293,10 @@ class _Resumed:
             return self.inner.transcribe(audio, segments, language=language)
         self.reused = True
         later = tuple(g for g in segments if g.start_s >= upto_s)
+        # recognition starts 0.064 s into a pause, so the earlier job may have heard the start of
+        # the speech after it (a pause under TURN_PAD_S): that is decoded again with the rest
         known = tuple(replace(w, start_s=w.start_s - self.offset_s, end_s=w.end_s - self.offset_s)
-                      for w in self.earlier.words)
+                      for w in self.earlier.words if w.start_s < self.upto_s)
         return known + (self.inner.transcribe(audio, later, language=language) if later else ())
 
 
