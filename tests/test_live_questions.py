@@ -26,7 +26,9 @@ REPLIES = (
     ("When were you born?", "after", 0.6),
     ("What is your address?", "after", 0.6),
     ("Please stop swearing at me.", "after", 0.6),  # names the behaviour
-    ("I am going to end this call if you keep swearing.", "after", 0.6),  # announces the end
+    # announces the end; "I am going to end this call if you keep swearing." was heard in a drill
+    # as "... end this trouble ...", no announcement; "if you carry on like this" comes through
+    ("If you carry on like this, I will end the call.", "after", 0.6),
     ("I am ending this call now. Goodbye.", "after", 0.6),  # ends it, then the hang-up key
 )
 HANG_UP_AFTER_S = 0.2  # after the last line's audio: before the caller can answer it
@@ -37,6 +39,36 @@ def xdg(tmp_path_factory):
     with xdg_data_home(tmp_path_factory.mktemp("xdg")) as data:
         prepare_trainee("asker")
         yield data
+
+
+class FloorTrainee(ScriptedTrainee):
+    """Answers only a caller line that began after its own last line ended, as a person answers
+    what was said to them last. The script pairs reply i with caller line i; a caller line that
+    began while a reply was pending or playing (a barge-in, or a "Hello?" when a loaded machine
+    made the caller's reply late) would queue two replies back to back, heard as one turn (the
+    boundary and the end announcement in one turn in a CI rehearsal; "I see. When were you born?"
+    on a loaded machine). Such a line is heard, not answered: the next one is."""
+
+    def _run(self) -> None:
+        from roleplay.recording.calldir import read_events
+        from roleplay.recording.events import CallerLine
+
+        said_until_s = 0.0
+        if self.greeting:
+            said_until_s = self.greeting_at_s + espeak(self.greeting, voice=self.voice).duration_s
+            self._inject(self.greeting, self.greeting_at_s, "greeting")
+        seen = 0
+        while not self._stop.is_set() and self.replies:
+            caller = [e for e in read_events(self.call_dir) if isinstance(e, CallerLine)]
+            for ev in caller[seen:]:
+                seen += 1
+                if ev.t_s < said_until_s or not self.replies:
+                    continue
+                text, _mode, offset_s = self.replies.pop(0)
+                at_s = ev.end_s + offset_s
+                self._inject(text, at_s, "after")
+                said_until_s = at_s + espeak(text, voice=self.voice).duration_s
+            time.sleep(0.03)
 
 
 def _hang_up_after_last_line(trainee: ScriptedTrainee, hang_up: threading.Event,
@@ -54,7 +86,7 @@ def _hang_up_after_last_line(trainee: ScriptedTrainee, hang_up: threading.Event,
 
 
 def _drill(vd, transcriber, out):
-    trainee = ScriptedTrainee(vd, out, greeting=GREETING, replies=REPLIES, voice="en")
+    trainee = FloorTrainee(vd, out, greeting=GREETING, replies=REPLIES, voice="en")
     hang_up, stop = threading.Event(), threading.Event()
     watcher = threading.Thread(target=_hang_up_after_last_line, args=(trainee, hang_up, stop),
                                daemon=True)
@@ -102,9 +134,11 @@ def test_both_questions_are_answered_with_the_scenario_facts(call) -> None:
         assert facts[question] in said, (said, a)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12 open: in a fresh-clone CI rehearsal on the quiet machine the "
-                   "call ended ended-by-trainee, but the boundary and the end announcement were heard in one "
-                   "trainee turn (32.35 s): the two lines were not taken as separate turns")
+@pytest.mark.xfail(strict=False, reason="issue 12 open: the boundary and the end announcement are separate "
+                   "turns now (FloorTrainee; 3 of 3 runs on 2026-11-30, load 8 to 13), but the whole sequence "
+                   "passed 1 of 3: over the virtual devices the recognizer heard the boundary as 'please stop "
+                   "where everything has to be' (no boundary), and the announcement was taken as louder "
+                   "(+1.0 anger) and the caller hung up")
 def test_the_full_boundary_sequence_ends_the_call_by_the_trainee(call) -> None:
     result, events = call
     assert result.outcome == "ended-by-trainee" and not result.cut_off
