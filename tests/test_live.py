@@ -207,11 +207,11 @@ def _outside(items: list, spoken: list) -> list:
     return [t for t in items if not any(min(t[1], b + 0.3) - max(t[0], a - 0.3) > 0 for a, b in spoken)]
 
 
-@pytest.mark.xfail(strict=False, reason="issue 11 open: under overload the microphone stream falls seconds "
-                   "behind the playback (echo 0.9 s late early in one drill, 7.5 s at its end): the canceller's "
-                   "one window per call (150 ms either side of one delay, at most 2 s) holds neither; the "
-                   "drills that failed before (lag shifts of 29 and 118 ms, a 1.45 s lag) now pass re-analysed; "
-                   "one live run of five passed (docs/benchmarks.md, cross-talk)")
+@pytest.mark.xfail(strict=False, reason="issue 11 open: under overload (load 18-25 on 2 cores) the drill "
+                   "itself breaks (lag measurement failed, recognition 3-6 s per reply, the microphone stream cut "
+                   "off) and the echo in the microphone track matches the caller track at no delay up to 20 s "
+                   "(normalised correlation 0.1-0.37 per line), so no leak is found; 1 of 6 runs under load passed. "
+                   "Echo paths that move by seconds are followed now (test_crosstalk_drift); docs/benchmarks.md")
 def test_post_call_analysis_keeps_the_leaking_caller_out_of_the_trainee(call) -> None:
     """Issue 11: the loudspeaker leaks into the microphone at -12 dB. The analysis afterwards has
     no trainee turn where the trainee was silent, says that it removed a leak, and every
@@ -226,8 +226,8 @@ def test_post_call_analysis_keeps_the_leaking_caller_out_of_the_trainee(call) ->
     assert all(any(abs(t - b) < 1.0 for b in barge_ins) for t in by_caller), (by_caller, barge_ins)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 11 open: as above (the 0.25 s phantom backchannel of the "
-                   "118 ms shift is gone re-analysed; an echo 0.9 s late made a trainee turn before the cut-in live)")
+@pytest.mark.xfail(strict=False, reason="issue 11 open: as above (0 of 6 runs under load passed: 0.1-0.2 s "
+                   "phantom backchannels where the echo matched no delay, the cut-in missed in a broken drill)")
 def test_post_call_analysis_has_no_leaked_backchannel_and_the_cut_in_in_place(call) -> None:
     """Issue 11: no trainee backchannel where the trainee was silent (a 0.25 s one was left where the
     echo moved by 118 ms mid-line), and the trainee's cut-in is the one trainee interruption, on time."""

@@ -8,9 +8,13 @@ directory, a stereo file, two files) and needs nothing else: in a drill the trai
 already aligned to the caller's playback (the echo then sits at ~0 ms, moved by `echo-offset`
 shifts), in an imported recording it sits wherever the room put it.
 
-Per block of a second the leak is modelled as a short FIR filter of the source track around
-the delay where the two tracks correlate most (least squares: the other voice is uncorrelated with
-the source, so it does not bias the fit; only its variance). Then, per 20 ms frame:
+The delay is searched per stretch of the source's speech (a caller line, cut into pieces of at
+most 2 s) over -60 ms to 8 s by a normalised cross-correlation at 2 kHz, so that a path that moves
+by seconds during the call (a loaded machine's microphone stream fell 0.9 s, then 7.5 s behind the
+playback in a drill) is followed line by line. Per block of a second the leak is then modelled as
+a short FIR filter of the source track around the delay where the two tracks correlate most within
+150 ms of its stretches' delays (least squares: the other voice is uncorrelated with the source, so
+it does not bias the fit; only its variance). Then, per 20 ms frame:
 
 - the filtered source (the predicted leak) is subtracted: an echo canceller with a known reference
   (`method="cancel"`), whose residue is what the target party said;
@@ -34,6 +38,7 @@ analysis cleans its copy in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -49,10 +54,22 @@ class CrosstalkSettings:
     # a drill's trainee track is aligned to the playback, but until the drill sees the echo move
     # (an `echo-offset` shift) it sits where the path put it: 29 ms early seen under load
     min_delay_s: float = -0.06
-    # rooms and phone paths: tens of milliseconds; but a drill whose lag measurement failed (no
-    # chirp heard) leaves the echo at the device's whole latency: 1.46 s seen over virtual devices
-    max_delay_s: float = 2.0
-    search_s: float = 0.15  # each block searches this far either side of the whole call's delay
+    # rooms and phone paths: tens of milliseconds; a drill whose lag measurement failed (no chirp
+    # heard) leaves the echo at the device's whole latency (1.46 s seen over virtual devices), and
+    # under overload the microphone stream fell behind the playback: 0.9 s early, 7.5 s late in a call
+    max_delay_s: float = 8.0
+    search_s: float = 0.15  # each block searches this far either side of its stretch's delay
+    stretch_gap_s: float = 0.5  # source speech this close together is one stretch (a caller line)
+    # longer stretches are cut: the delay can move within a line, and where the echo of a line
+    # runs into the other party's speech its part before them still shows the delay
+    stretch_max_s: float = 2.0
+    # normalised correlation (2 kHz) under this: the stretch's own peak is not trusted (no leak, or
+    # drowned by the other voice) and it takes its nearest trusted neighbour's delays. Chance peaks
+    # reached 0.28 (one 0.44) on a clean five-minute call, 0.26 under double talk in a drill; leaks
+    # alone 0.4 to 0.8 in live drills, 0.98 and more planted
+    stretch_min_score: float = 0.3
+    stretch_move_score: float = 0.4  # the path moves to a distant peak this strong even when its old
+    # delay is searched too
     block_s: float = 1.0  # the leak path drifts (module-loopback's resampler, output underflows)
     taps_before: int = 8  # FIR taps either side of the correlation peak: fractional delay, band limits
     taps_after: int = 40
@@ -111,6 +128,7 @@ class _Fit:
     first_tap: int  # delay of h[0], samples
     h: np.ndarray
     confident: bool  # the block's own fit explains its leak
+    window: tuple[int, int]  # the delays it searched, samples
 
 
 def _fit_block(source: np.ndarray, target: np.ndarray, s: int, e: int, lags: tuple[int, int],
@@ -151,50 +169,162 @@ def _energies(y: np.ndarray, pred: np.ndarray, frame: int) -> tuple[np.ndarray, 
     return _frame_energy(y, frame), _frame_energy(y - pred, frame), _frame_energy(pred, frame)
 
 
-def _search_lags(source: np.ndarray, target: np.ndarray, *, rate_hz: int, settings: CrosstalkSettings
-                 ) -> tuple[int, int]:
-    """The delays the blocks search: `search_s` either side of where the whole tracks correlate
-    most (at 2 kHz, cheap over a whole call), within [min_delay_s, max_delay_s]. Searching every
-    block over 2 s cost 7 s on a five-minute call."""
+@dataclass(frozen=True)
+class _Stretch:
+    start: int  # source samples [start, end): a stretch of speech, a caller line or part of one
+    end: int
+    delays: tuple[int, ...]  # samples: where the target may hold it (the block fits decide)
+    score: float  # normalised correlation at the first
+
+
+def _stretch_spans(source: np.ndarray, *, frame: int, settings: CrosstalkSettings) -> list[tuple[int, int]]:
+    """[start, end) of the source's stretches of speech: frames within 40 dB of its loud frames,
+    joined over gaps under `stretch_gap_s`, cut into pieces of at most `stretch_max_s`."""
+    energy = _frame_energy(source, frame)
+    if not len(energy) or energy.max() <= 0:
+        return []
+    active = energy > max(np.percentile(energy, 95) * 1e-4, settings.min_leak_rms**2)
+    idx = np.flatnonzero(active)
+    if not len(idx):
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > settings.stretch_gap_s / settings.frame_s)
+    spans = []
+    max_frames = max(1, int(settings.stretch_max_s / settings.frame_s))
+    for a, b in zip(np.r_[idx[0], idx[breaks + 1]], np.r_[idx[breaks], idx[-1]], strict=True):
+        pieces = -(-(b + 1 - a) // max_frames)
+        edges = np.linspace(a, b + 1, pieces + 1).round().astype(int)
+        spans += [(int(x) * frame, int(y) * frame) for x, y in pairwise(edges)]
+    return spans
+
+
+def _stretch_scores(a: np.ndarray, b: np.ndarray, b2: np.ndarray, s: int, e: int, k_lo: int, k_hi: int
+                    ) -> np.ndarray:
+    """Normalised correlation of a[s:e] with b at each delay k_lo .. k_hi (decimated samples;
+    `b2` the cumulative energy of b). Normalised by the target's own level there, so a loud
+    passage of the other voice does not win."""
     from scipy.signal import correlate
 
-    lo, hi = int(settings.min_delay_s * rate_hz), int(settings.max_delay_s * rate_hz)
+    x = a[s:e]
+    c = correlate(_segment(b, s + k_lo, e + k_hi), x, mode="valid", method="fft")  # c[j]: delay k_lo + j
+    t0 = np.clip(s + k_lo + np.arange(len(c)), 0, len(b))
+    t1 = np.clip(t0 + len(x), 0, len(b))
+    # and a target quieter than 40 dB under the source (a leak that faint does not matter) as 40 dB
+    # under it: a window holding only the edge of a word matched by chance
+    xx = max(float(x @ x), len(x) * DEFAULT_CROSSTALK.min_leak_rms**2)
+    score: np.ndarray = np.abs(c) / np.sqrt(np.maximum(b2[t1] - b2[t0], 1e-4 * xx) * xx)
+    return score
+
+
+def _stretch_delays(source: np.ndarray, target: np.ndarray, *, rate_hz: int, settings: CrosstalkSettings
+                    ) -> list[_Stretch]:
+    """Each stretch's delays, in time order: where the target correlates most with it at 2 kHz over
+    [min_delay_s, max_delay_s], and the delay of the stretches before (within `search_s` of it)
+    unless that explains it nearly as well (0.7 of the peak): the block fits then decide. Another
+    line of the same voice seconds away made a chance peak twice the true one where the trainee
+    talked over a line whose echo path jumped (a live drill). One window per call held neither a
+    drill whose microphone fell seconds behind the playback nor the rooms' tens of milliseconds.
+    Empty where no stretch has a trusted peak: no leak."""
+    frame = int(settings.frame_s * rate_hz)
     q = max(1, rate_hz // 2000)
-    n = min(len(source), len(target)) // q * q
+    k_lo, k_hi = int(settings.min_delay_s * rate_hz) // q, int(settings.max_delay_s * rate_hz) // q
+    w = max(1, int(settings.search_s * rate_hz) // q)
     # block means: a crude low-pass, enough to find a delay to within `search_s`
-    a = source[:n].reshape(-1, q).mean(axis=1, dtype=np.float64)
-    b = target[:n].reshape(-1, q).mean(axis=1, dtype=np.float64)
-    c = correlate(b, a, mode="full", method="fft")  # c[len(a) - 1 + k]: b[t] against a[t - k]
-    ks = np.arange(max(lo // q, -(len(a) - 1)), min(hi // q, len(b) - 1) + 1)
-    if len(ks) == 0:
-        return lo, hi
-    k = int(ks[np.argmax(np.abs(c[len(a) - 1 + ks]))]) * q
+    a = source[: len(source) // q * q].reshape(-1, q).mean(axis=1, dtype=np.float64)
+    b = target[: len(target) // q * q].reshape(-1, q).mean(axis=1, dtype=np.float64)
+    b2 = np.concatenate(([0.0], np.cumsum(b**2)))
+    out: list[_Stretch] = []
+    prev: int | None = None  # the path's delay so far, decimated samples
+    for s, e in _stretch_spans(source, frame=frame, settings=settings):
+        score = _stretch_scores(a, b, b2, s // q, e // q, k_lo, k_hi)
+        j = int(np.argmax(score))
+        js = [j]
+        if prev is not None and abs(k_lo + j - prev) > w:
+            near = score[max(0, prev - k_lo - w):max(0, prev - k_lo + w + 1)]
+            j_near = max(0, prev - k_lo - w) + int(np.argmax(near)) if len(near) else j
+            js = [j_near] if score[j_near] >= 0.7 * score[j] else [j, j_near]
+        if score[js[0]] >= (settings.stretch_min_score if len(js) == 1 else settings.stretch_move_score):
+            prev = k_lo + js[0]
+        out.append(_Stretch(s, e, tuple((k_lo + x) * q for x in js), float(score[js[0]])))
+    trusted = [st for st in out if st.score >= settings.stretch_min_score]
+    if not trusted:
+        return []
+    # a stretch without a peak of its own (double talk over all of it) takes the delays of its
+    # nearest trusted neighbours before and after it: the path moves, but not far between them
+    return [st if st.score >= settings.stretch_min_score
+            else _Stretch(st.start, st.end, _borrowed(st, trusted), st.score) for st in out]
+
+
+def _borrowed(st: _Stretch, trusted: list[_Stretch]) -> tuple[int, ...]:
+    before = [t for t in trusted if t.start < st.start]
+    after = [t for t in trusted if t.start > st.start]
+    near = [max(before, key=lambda t: t.start)] if before else []
+    near += [min(after, key=lambda t: t.start)] if after else []
+    return tuple(sorted({d for t in near for d in t.delays}))
+
+
+def _block_windows(stretches: list[_Stretch], s: int, e: int, *, rate_hz: int, settings: CrosstalkSettings
+                   ) -> list[tuple[int, int]]:
+    """The delay windows to search in target[s:e]: `search_s` either side of the delay of each
+    stretch whose leak can reach it, overlapping windows merged."""
     w = int(settings.search_s * rate_hz)
-    return max(lo, k - w), min(hi, k + w)
+    lo, hi = int(settings.min_delay_s * rate_hz), int(settings.max_delay_s * rate_hz)
+    reach = w + settings.taps_after + int(0.1 * rate_hz)  # and a short room tail
+    windows = sorted((max(lo, d - w), min(hi, d + w)) for st in stretches for d in st.delays
+                     if st.start + d - reach < e and st.end + d + reach > s)
+    merged: list[tuple[int, int]] = []
+    for a, b in windows:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
 
 
-def _block_fits(source: np.ndarray, target: np.ndarray, *, frame: int, block: int, lags: tuple[int, int],
-                settings: CrosstalkSettings) -> list[_Fit]:
-    """A fit per block in which the source could have leaked. Confident: the fit takes away
-    `min_block_erle_db` or more in the upper quarter of the frames the leak reaches (a fit to an
-    uncorrelated voice takes away next to nothing)."""
-    fits = []
+def _block_fits(source: np.ndarray, target: np.ndarray, *, frame: int, block: int, stretches: list[_Stretch],
+                rate_hz: int, settings: CrosstalkSettings) -> list[list[_Fit]]:
+    """Per block in which the source could have leaked, a fit per delay window. Confident: the fit
+    takes away `min_block_erle_db` or more in the upper quarter of the frames the leak reaches (a
+    fit to an uncorrelated voice takes away next to nothing)."""
+    out = []
     usable = len(target) // frame * frame
     for s in range(0, usable, block):
         e = min(s + block, usable)
-        if not np.any(_segment(source, s - lags[1], e - lags[0])):
-            continue
-        peak, k0, h = _fit_block(source, target, s, e, lags, settings)
-        ey, er, ep = _energies(target[s:e].astype(np.float64), _predict(source, s, e, k0, h), frame)
-        active = ep > settings.min_leak_rms**2
-        reduction_db = 10 * np.log10((ey[active] + 1e-20) / (er[active] + 1e-20))
-        # a leak is quieter than its source: a 'leak' louder than it is the target's own voice,
-        # predicted from the residue of its echo in the source track
-        gain_db = 10 * np.log10((ep.sum() + 1e-20) / (_frame_energy(source[s:e], frame).sum() + 1e-20))
-        confident = (bool(active.any()) and gain_db <= settings.max_gain_db
-                     and float(np.percentile(reduction_db, 75)) >= settings.min_block_erle_db)
-        fits.append(_Fit(s, e, peak, k0, h, confident))
-    return fits
+        fits = [_fit(source, target, s, e, lags, frame=frame, settings=settings)
+                for lags in _block_windows(stretches, s, e, rate_hz=rate_hz, settings=settings)
+                if np.any(_segment(source, s - lags[1], e - lags[0]))]
+        if fits:
+            out.append(fits)
+    return out
+
+
+def _fit(source: np.ndarray, target: np.ndarray, s: int, e: int, lags: tuple[int, int], *, frame: int,
+         settings: CrosstalkSettings) -> _Fit:
+    peak, k0, h = _fit_block(source, target, s, e, lags, settings)
+    ey, er, ep = _energies(target[s:e].astype(np.float64), _predict(source, s, e, k0, h), frame)
+    active = ep > settings.min_leak_rms**2
+    reduction_db = 10 * np.log10((ey[active] + 1e-20) / (er[active] + 1e-20))
+    # a leak is quieter than its source: a 'leak' louder than it is the target's own voice,
+    # predicted from the residue of its echo in the source track
+    gain_db = 10 * np.log10((ep.sum() + 1e-20)
+                            / (_frame_energy(_segment(source, s - peak, e - peak), frame).sum() + 1e-20))
+    confident = (bool(active.any()) and gain_db <= settings.max_gain_db
+                 and float(np.percentile(reduction_db, 75)) >= settings.min_block_erle_db)
+    return _Fit(s, e, peak, k0, h, confident, lags)
+
+
+def _any_leak(source: np.ndarray, target: np.ndarray, stretches: list[_Stretch], *, frame: int, block: int,
+              rate_hz: int, settings: CrosstalkSettings) -> bool:
+    """Whether a block fit confirms any trusted stretch, strongest first: chance peaks of the
+    other voice (17 of 186 stretches on a clean five-minute call) made fits for every block, 2 s of
+    CPU for nothing; a leak is confirmed by its first stretch."""
+    for st in sorted((st for st in stretches if st.score >= settings.stretch_min_score), key=lambda st: -st.score):
+        for d in st.delays:
+            for s in range(max(0, st.start + d) // block * block, min(st.end + d, len(target) // frame * frame), block):
+                e = min(s + block, len(target) // frame * frame)
+                for lags in _block_windows([st], s, e, rate_hz=rate_hz, settings=settings):
+                    if _fit(source, target, s, e, lags, frame=frame, settings=settings).confident:
+                        return True
+    return False
 
 
 def remove_leak(source: np.ndarray, target: np.ndarray, *, rate_hz: int,
@@ -204,22 +334,28 @@ def remove_leak(source: np.ndarray, target: np.ndarray, *, rate_hz: int,
         raise InputError(f"unknown cross-talk method {settings.method!r}; expected one of {', '.join(METHODS)}")
     frame = int(settings.frame_s * rate_hz)
     block = max(frame, int(settings.block_s * rate_hz) // frame * frame)
-    lags = _search_lags(source, target, rate_hz=rate_hz, settings=settings)
-    fits = _block_fits(source, target, frame=frame, block=block, lags=lags, settings=settings)
-    confident = [f for f in fits if f.confident]
+    stretches = _stretch_delays(source, target, rate_hz=rate_hz, settings=settings)
+    if not _any_leak(source, target, stretches, frame=frame, block=block, rate_hz=rate_hz, settings=settings):
+        stretches = []
+    per_block = _block_fits(source, target, frame=frame, block=block, stretches=stretches, rate_hz=rate_hz,
+                            settings=settings)
+    confident = [f for fits in per_block for f in fits if f.confident]
     out = target.astype(np.float32, copy=True)
     leak_frames = np.zeros(len(target) // frame, dtype=bool)
     blocks: list[_BlockOut] = []
     leak_in = leak_out = 0.0
-    for f in fits if confident else ():
-        block_out = _clean_block(source, target, f, _candidates(f, confident), frame=frame, settings=settings)
+    for fits in per_block if confident else ():
+        s, e = fits[0].start, fits[0].end
+        cands = _candidates(fits, confident, settings.search_s * rate_hz)
+        block_out = _clean_block(source, target, s, e, cands, measured=any(f.confident for f in fits),
+                                 frame=frame, settings=settings) if cands else None
         if block_out is None:
             continue
         blocks.append(block_out)
         leak_in += block_out.leak_in
         leak_out += block_out.leak_out
-        out[f.start:f.end] = block_out.samples
-        leak_frames[f.start // frame:f.end // frame] = block_out.alone
+        out[s:e] = block_out.samples
+        leak_frames[s // frame:e // frame] = block_out.alone
     found = bool(blocks)
     # delay and level from the confident blocks the filters cancel (elsewhere the fit is no measure)
     measured = [b for b in blocks if b.measures] or blocks
@@ -249,12 +385,13 @@ class _BlockOut:
     measures: bool  # and the block's own fit is confident: its delay and level are the leak's
 
 
-def _clean_block(source: np.ndarray, target: np.ndarray, f: _Fit, cands: list[_Fit], *, frame: int,
-                 settings: CrosstalkSettings) -> _BlockOut | None:
-    """`f`'s block of `target` with the predicted leak subtracted (method "cancel") and the frames
-    it explains set to silence; None when the source is silent there."""
-    y = target[f.start:f.end].astype(np.float64)
-    pred, choice, ep_any = _best_prediction(source, f, cands, y, frame)
+def _clean_block(source: np.ndarray, target: np.ndarray, s: int, e: int, cands: list[_Fit], *, measured: bool,
+                 frame: int, settings: CrosstalkSettings) -> _BlockOut | None:
+    """target[s:e] with the predicted leak subtracted (method "cancel") and the frames it explains
+    set to silence; None when the source is silent there. `measured`: a fit of the block's own is
+    confident."""
+    y = target[s:e].astype(np.float64)
+    pred, choice, ep_any = _best_prediction(source, s, e, cands, y, frame)
     ey, er, ep = _energies(y, pred, frame)
     active = ep > settings.min_leak_rms**2
     if not active.any():
@@ -282,32 +419,38 @@ def _clean_block(source: np.ndarray, target: np.ndarray, f: _Fit, cands: list[_F
     cleaned = cleaned.reshape(-1, frame)
     cleaned[alone] = 0.0
     return _BlockOut(cleaned.reshape(-1).astype(np.float32), alone, use.peak, float(np.sum(pred**2)),
-                     float(np.sum(_segment(source, f.start - use.peak, f.end - use.peak) ** 2)),
-                     float(np.sum(ey[alone])), float(np.sum(er[alone])), cancels, cancels and f.confident)
+                     float(np.sum(_segment(source, s - use.peak, e - use.peak) ** 2)),
+                     float(np.sum(ey[alone])), float(np.sum(er[alone])), cancels, cancels and measured)
 
 
-def _candidates(f: _Fit, confident: list[_Fit]) -> list[_Fit]:
-    """The filters that may hold in `f`'s block: its own fit when confident and the nearest
-    confident fits before and after it. A block too quiet or too busy with double talk to fit alone
-    borrows them (its own fit is biased by the other voice); and the echo path can jump mid-block
-    (PulseAudio's output moved it by 118 ms in the middle of a caller line under load), which no
-    single filter of the block follows."""
-    before = [c for c in confident if c.start < f.start]
-    after = [c for c in confident if c.start > f.start]
-    out = [f] if f.confident else []
+def _candidates(fits: list[_Fit], confident: list[_Fit], slack: float) -> list[_Fit]:
+    """The filters that may hold in a block: its own confident fits and the nearest confident fits
+    before and after it on the same path (their delay within `slack` of a window the block
+    searched: where the path jumped by seconds, a neighbour's filter predicts a leak that is not
+    there). A block too quiet or too busy with double talk to fit alone borrows them (its own fit
+    is biased by the other voice); and the echo path can jump mid-block (PulseAudio's output moved
+    it by 118 ms in the middle of a caller line under load), which no single filter follows."""
+    start = fits[0].start
+
+    def near(c: _Fit) -> bool:
+        return any(f.window[0] - slack <= c.peak <= f.window[1] + slack for f in fits)
+
+    before = [c for c in confident if c.start < start and near(c)]
+    after = [c for c in confident if c.start > start and near(c)]
+    out = [f for f in fits if f.confident]
     out += [max(before, key=lambda c: c.start)] if before else []
     out += [min(after, key=lambda c: c.start)] if after else []
     return out
 
 
-def _best_prediction(source: np.ndarray, f: _Fit, cands: list[_Fit], y: np.ndarray, frame: int,
+def _best_prediction(source: np.ndarray, s: int, e: int, cands: list[_Fit], y: np.ndarray, frame: int,
                      smooth: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The predicted leak in `y` (target[f.start:f.end]), per frame from the candidate filter that
+    """The predicted leak in `y` (target[s:e]), per frame from the candidate filter that
     leaves the least residue over that frame and `smooth` frames either side (a few fixed filters of
     the source cannot explain the other party's voice, so the choice follows the leak path).
     Returns (prediction, index of the chosen candidate per frame, the loudest candidate's
     predicted energy per frame)."""
-    preds = np.stack([_predict(source, f.start, f.end, c.first_tap, c.h) for c in cands])
+    preds = np.stack([_predict(source, s, e, c.first_tap, c.h) for c in cands])
     n = len(y) // frame
     residue = np.stack([_frame_energy(y - p, frame) for p in preds])
     kernel = np.ones(2 * smooth + 1)
