@@ -459,6 +459,8 @@ def _interruptions(turns: list[Turn], segs: dict[str, list[_Segment]], settings:
                    ) -> list[Interruption]:
     out: list[Interruption] = []
     previous: dict[str, Turn] = {}  # each speaker's turn before this one
+    # each speaker's last cut-in with too little overlap to count, and the turn it got to
+    short: dict[str, tuple[Interruption, int]] = {}
     for t in turns:
         before, previous[t.speaker] = previous.get(t.speaker), t
         other_segs = segs[_other(t.speaker)]
@@ -479,9 +481,18 @@ def _interruptions(turns: list[Turn], segs: dict[str, list[_Segment]], settings:
                 and last.interrupted_turn == victim and t.start_s - before.end_s <= settings.turn_gap_s):
             out[-1] = replace(last, overlap_s=round(last.overlap_s + overlap, 3))
             continue
-        if overlap < settings.min_interruption_overlap_s:
+        # ... and so does resuming after a cut-in too short to count ('Twenty minutes?' - pause -
+        # 'That is far too long!' over the same sentence): the overlaps add up, from the first onset
+        first, reached = short.pop(t.speaker, (None, -1))
+        if (before is not None and first is not None and reached == before.index and victim is not None
+                and first.interrupted_turn == victim and t.start_s - before.end_s <= settings.turn_gap_s):
+            cut_in = replace(first, overlap_s=round(first.overlap_s + overlap, 3))
+        else:
+            cut_in = Interruption(t.speaker, t.start_s, round(overlap, 3), t.index, victim)
+        if cut_in.overlap_s < settings.min_interruption_overlap_s:
+            short[t.speaker] = (cut_in, t.index)
             continue
-        out.append(Interruption(t.speaker, t.start_s, round(overlap, 3), t.index, victim))
+        out.append(cut_in)
     return out
 
 
