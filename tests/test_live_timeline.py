@@ -87,7 +87,7 @@ def test_a_turn_resumed_after_a_pause_decodes_only_what_came_after_it() -> None:
     # the early recognition: words on the call timeline, speech up to 12.0 s
     earlier = SimpleNamespace(end_s=12.0, words=(Word("ik", 10.2, 10.5, 0.9), Word("stuur", 10.6, 11.9, 0.8)))
     inner = _CountingAsr()
-    asr = _Resumed(inner, earlier, offset_s=10.0, upto_s=12.1)  # the turn's audio starts at 10.0 s
+    asr = _Resumed(inner, ((earlier, 12.1),), offset_s=10.0)  # the turn's audio starts at 10.0 s
     audio = Audio(np.zeros(16000 * 5, np.float32), 16000)
     first, second = SpeechSegment(0.2, 2.0), SpeechSegment(2.5, 4.0)
     words = asr.transcribe(audio, (first, second), language="nl")
@@ -114,7 +114,30 @@ def test_a_resumed_turn_drops_what_the_earlier_job_heard_after_its_pause() -> No
 
     earlier = SimpleNamespace(end_s=12.0, words=(Word("ik", 10.2, 10.5, 0.9), Word("stuur", 10.6, 11.9, 0.8),
                                                  Word("de", 12.12, 12.15, 0.3)))
-    asr = _Resumed(_CountingAsr(), earlier, offset_s=10.0, upto_s=12.032)
+    asr = _Resumed(_CountingAsr(), ((earlier, 12.032),), offset_s=10.0)
     audio = Audio(np.zeros(16000 * 5, np.float32), 16000)
     words = asr.transcribe(audio, (SpeechSegment(0.2, 2.0), SpeechSegment(2.1, 4.0)), language="nl")
+    assert [w.text for w in words] == ["ik", "stuur", "later"]
+
+
+def test_a_resumed_turn_is_cut_at_the_latest_pause_the_recognizers_vad_also_sees() -> None:
+    """With recognition starting 0.064 s into any pause, a short gap between words (too short for
+    the recognizer's VAD, which joins gaps under 0.3 s) often came after the long pause: the turn
+    was then decoded whole. The older, long pause's words are used instead."""
+    from types import SimpleNamespace
+
+    from roleplay.audio.clip import Audio
+    from roleplay.session.live import _Resumed
+    from roleplay.speech.asr import Word
+    from roleplay.speech.vad import SpeechSegment
+
+    long_pause = SimpleNamespace(end_s=12.0, words=(Word("ik", 10.2, 10.5, 0.9), Word("stuur", 10.6, 11.9, 0.8)))
+    short_gap = SimpleNamespace(end_s=13.4, words=(Word("ik", 10.2, 10.5, 0.9), Word("stuur", 10.6, 11.9, 0.8),
+                                                   Word("een", 12.6, 13.3, 0.6)))
+    inner = _CountingAsr()
+    asr = _Resumed(inner, ((short_gap, 13.432), (long_pause, 12.032)), offset_s=10.0)  # newest first
+    audio = Audio(np.zeros(16000 * 5, np.float32), 16000)
+    first, second = SpeechSegment(0.2, 1.93), SpeechSegment(2.57, 4.0)  # the 13.4 s gap is inside the second
+    words = asr.transcribe(audio, (first, second), language="nl")
+    assert asr.reused and inner.asked == [(second,)]
     assert [w.text for w in words] == ["ik", "stuur", "later"]

@@ -63,6 +63,7 @@ from roleplay.session.turntaking import (
     final_pitch_st,
 )
 from roleplay.speech.streamvad import StreamingVad
+from roleplay.speech.vad import VadSettings
 
 RING_S = (0.4, 0.2, 0.4)  # tone, pause, tone: the phone rings before the call's timeline starts
 TAIL_S = 0.6  # recorded after the caller's last line
@@ -273,30 +274,32 @@ class LiveTimeline:
 
 
 class _Resumed:
-    """The recognizer for a turn that went on after a pause whose early recognition (`earlier`, a
-    Turn on the call timeline) is done: its words stand for the speech segments before `upto_s`
-    (a moment in that pause), and only the later segments are decoded. A segment across it (the
-    VAD joins gaps under 0.3 s) gets the whole turn decoded again."""
+    """The recognizer for a turn that went on after pauses whose early recognition is done (each a
+    Turn on the call timeline and a moment in its pause): the latest one's words stand for the
+    speech segments before its moment, and only the later segments are decoded. A segment across
+    every such moment (the VAD joins gaps under 0.3 s) gets the whole turn decoded again."""
 
-    def __init__(self, inner: Any, earlier: Any, *, offset_s: float, upto_s: float) -> None:
+    def __init__(self, inner: Any, earlier: tuple[tuple[Any, float], ...], *, offset_s: float) -> None:
         self.inner = inner
-        self.earlier = earlier
+        # (Turn, a call time inside its pause: the Turn holds the speech before it), newest first
+        self.earlier = tuple((turn, upto_s) for turn, upto_s in earlier if turn is not None)
         self.offset_s = offset_s  # call time of the audio's first sample
-        self.upto_s = upto_s  # call time inside the pause: `earlier` holds the speech before it
         self.reused = False
 
     def transcribe(self, audio: Audio, segments: tuple, *, language: str) -> tuple:
-        if self.earlier is None:
+        # the latest earlier pause that is a gap between the VAD's segments, if any
+        cut = next(((turn, upto_s) for turn, upto_s in self.earlier if segments and not any(
+            g.start_s < upto_s - self.offset_s < g.end_s for g in segments)), None)
+        if cut is None:
             return self.inner.transcribe(audio, segments, language=language)
-        upto_s = self.upto_s - self.offset_s
-        if not segments or any(g.start_s < upto_s < g.end_s for g in segments):
-            return self.inner.transcribe(audio, segments, language=language)
+        earlier, upto_call_s = cut
+        upto_s = upto_call_s - self.offset_s
         self.reused = True
         later = tuple(g for g in segments if g.start_s >= upto_s)
         # recognition starts 0.064 s into a pause, so the earlier job may have heard the start of
         # the speech after it (a pause under TURN_PAD_S): that is decoded again with the rest
         known = tuple(replace(w, start_s=w.start_s - self.offset_s, end_s=w.end_s - self.offset_s)
-                      for w in self.earlier.words if w.start_s < self.upto_s)
+                      for w in earlier.words if w.start_s < upto_call_s)
         return known + (self.inner.transcribe(audio, later, language=language) if later else ())
 
 
@@ -394,6 +397,9 @@ class _Reply:
     start_s: float
 
 
+MAX_EARLIER_PAUSES = 8  # a turn's pauses whose words may be reused
+
+
 class _EarlyRecognition:
     """Recognition of a turn started in a pause (`start_after_s` into the silence), in one worker
     thread; if the pause becomes the end of the turn, its result is used."""
@@ -403,18 +409,21 @@ class _EarlyRecognition:
         self.recognise = recognise
         self.span: tuple[float, float] | None = None
         self.future: Future[tuple[Turn | None, str]] | None = None
+        # this turn's earlier pauses' jobs, newest first: a pause too short for the recognizer's
+        # VAD to keep (under 0.3 s) can't be cut at, but an older, longer one may
+        self.earlier: tuple[tuple[tuple[float, float], Future[Any]], ...] = ()
         self._worker: ThreadPoolExecutor | None = None
 
     def start(self, span: tuple[float, float]) -> None:
         if self.span == span:
             return
-        before = None
-        if self.future is not None:
+        if self.future is not None and self.span is not None:
             self.future.cancel()  # an older pause's, if it has not started yet
-            before = (self.span, self.future)
+            self.earlier = ((self.span, self.future), *self.earlier)[:MAX_EARLIER_PAUSES]
+        self.earlier = tuple(e for e in self.earlier if e[0][0] == span[0] and not e[1].cancelled())
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roleplay-asr")
-        self.span, self.future = span, self._worker.submit(self.recognise, span, before)
+        self.span, self.future = span, self._worker.submit(self.recognise, span, self.earlier)
 
     def peek(self, span: tuple[float, float]) -> str | None:
         """The words recognised for `span` if that job is done (None: not done, or another)."""
@@ -428,7 +437,7 @@ class _EarlyRecognition:
     def take(self, span: tuple[float, float]) -> tuple[Turn | None, str] | None:
         """The early result if it was for `span`; either way the job is forgotten."""
         result = self.future.result() if self.span == span and self.future is not None else None
-        self.span, self.future = None, None
+        self.span, self.future, self.earlier = None, None, ()
         return result
 
     def shutdown(self) -> None:
@@ -752,17 +761,19 @@ class Drill:
             self.early.start((taker.turn_start_s, taker.last_speech_end_s))
 
     def _recognise_early(self, span: tuple[float, float],
-                         before: tuple[tuple[float, float], Future[Any]] | None
+                         earlier: tuple[tuple[tuple[float, float], Future[Any]], ...]
                          ) -> tuple[Turn | None, str]:
         """The turn so far, recognised in a pause (in the worker). If the trainee went on after
-        an earlier pause whose recognition ran, its words are kept and only the rest decoded:
-        the worker runs one job at a time, so that one has finished by now."""
-        if before is not None and before[0][0] == span[0] and not before[1].cancelled():
-            earlier = before[1].result()[0]
-            # cut in that pause: it was at least `start_after_s` long
-            resumed = _Resumed(self.live_transcriber, earlier,
-                               offset_s=max(0.0, span[0] - TURN_PAD_S),
-                               upto_s=before[0][1] + self.settings.recognition.start_after_s / 2)
+        earlier pauses whose recognition ran, the words of the latest one the recognizer's VAD
+        also sees as a pause are kept and only the rest decoded: the worker runs one job at a
+        time, so those have finished by now (or were cancelled before they started)."""
+        # cut each pause halfway through the shortest gap the recognizer's VAD keeps between
+        # segments: in a pause that long, the padded end of the speech before (which a cut
+        # `start_after_s / 2` in fell inside) and the onset after it are on either side
+        done = tuple((f.result()[0], s[1] + VadSettings().min_silence_s / 2)
+                     for s, f in earlier if s[0] == span[0] and not f.cancelled())
+        if done:
+            resumed = _Resumed(self.live_transcriber, done, offset_s=max(0.0, span[0] - TURN_PAD_S))
             turn = self._analyse_span(*span, resumed)
             return turn, "early-rest" if resumed.reused else "early"
         return self._analyse_span(*span), "early"
