@@ -31,15 +31,27 @@ def _read(stream: DuplexStream, *, until_sample: int) -> np.ndarray:
     return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 
+BURST = int(0.08 * RATE_HZ)
+
+
+def _burst_starts(train: np.ndarray) -> range:
+    return range(0, len(train) - BURST, int(0.12 * RATE_HZ))
+
+
+def _best_shift(recorded: np.ndarray, burst: np.ndarray, at: int, *, reach: int) -> tuple[int, float]:
+    """The shift within `reach` samples of `at` where `burst` matches `recorded` best, and how well."""
+    return max(((k, _normalised_correlation(recorded[at + k :][: len(burst)], burst))
+                for k in range(-reach, reach + 1) if at + k >= 0), key=lambda kc: kc[1])
+
+
 def _burst_train(*, duration_s: float, seed: int) -> np.ndarray:
     """Tone bursts of random pitch with gaps: distinct enough to align without ambiguity."""
     rng = np.random.default_rng(seed)
     out = np.zeros(int(duration_s * RATE_HZ), np.float32)
-    burst = int(0.08 * RATE_HZ)
-    t = np.arange(burst) / RATE_HZ
-    window = np.hanning(burst)
-    for start in range(0, len(out) - burst, int(0.12 * RATE_HZ)):
-        out[start : start + burst] = 0.3 * window * np.sin(2 * np.pi * rng.uniform(300, 3000) * t)
+    t = np.arange(BURST) / RATE_HZ
+    window = np.hanning(BURST)
+    for start in _burst_starts(out):
+        out[start : start + BURST] = 0.3 * window * np.sin(2 * np.pi * rng.uniform(300, 3000) * t)
     return out
 
 
@@ -83,14 +95,19 @@ def test_loopback_records_what_was_played_and_lag_is_consistent(vd: VirtualDevic
         played = _burst_train(duration_s=1.5, seed=1)
         handle = stream.play(Audio(played, RATE_HZ))
         first = stream.input_position_samples
-        recorded = _read(stream, until_sample=handle.end_sample + lag + stream.block_samples)
+        recorded = _read(stream, until_sample=handle.end_sample + lag + stream.block_samples + 96)
         assert handle.done and handle.played_until_sample == handle.end_sample
         start = handle.start_sample + lag - first
-        best = max(  # within 3 ms of the measured lag: it may still creep a little
-            _normalised_correlation(recorded[start + k :][: len(played)], played)
-            for k in range(-48, 49)
-        )
-        assert best > 0.9
+        # Burst by burst, each at its own lag within 6 ms of the measured one: under load the null
+        # sink's timer moves single bursts by up to 3 ms either way (12 runs beside 6 busy
+        # processes: 10 sample-exact, 2 with bursts at -2.4 to +3.0 ms), which drops a
+        # whole-train correlation to 0.70-0.84 while every burst arrives intact.
+        found = [_best_shift(recorded, played[b : b + BURST], start + b, reach=96) for b in _burst_starts(played)]
+        print("bursts (shift ms, correlation):", [(round(k * 1000 / RATE_HZ, 1), round(c, 3)) for k, c in found])
+        correlations = [c for _k, c in found]
+        assert min(correlations) > 0.85 and float(np.median(correlations)) > 0.97, found
+        shifts = [k for k, _c in found]
+        assert (max(shifts) - min(shifts)) * 1000 / RATE_HZ <= 8.0, found  # the echo gate allows 50 ms
         assert stream.status.input_overflows == 0
 
 

@@ -332,13 +332,18 @@ def test_a_call_that_cannot_start_says_so_plainly(db, tmp_path):
 
 
 class ScriptedMicrophone:
-    """A stream for record_calibration: silence, then `speech`, then silence, block by block."""
+    """A stream for record_calibration: silence, then `speech`, then silence, block by block.
+    `paced`: each block is handed over when a sound card would have recorded it, so that the
+    page's level meter (sampled every EVENTS_EVERY_S) can see the speech, even on a loaded machine."""
 
-    def __init__(self, speech: np.ndarray) -> None:
+    def __init__(self, speech: np.ndarray, *, paced: bool = False) -> None:
         self.samples = np.concatenate([np.zeros(RATE_HZ // 2, np.float32), speech, np.zeros(2 * RATE_HZ, np.float32)])
         self.position = 0
+        self.paced = paced
+        self.began = 0.0
 
     def __enter__(self) -> ScriptedMicrophone:
+        self.began = time.monotonic()  # the stream starts recording when it is opened
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -349,6 +354,8 @@ class ScriptedMicrophone:
             return np.zeros(BLOCK, np.float32)
         block = self.samples[self.position : self.position + BLOCK]
         self.position += BLOCK
+        if self.paced:
+            time.sleep(max(0.0, self.began + self.position / RATE_HZ - time.monotonic()))
         return block
 
 
@@ -372,10 +379,10 @@ def test_check_calibration_says_what_is_wrong(seconds, amplitude, problem):
 
 
 def test_calibration_records_the_sentence_and_stores_only_a_good_one(db, tmp_path):
-    takes = iter([_voice(4.0, 0.4), _voice(4.0, 0.004)])
+    takes = iter([ScriptedMicrophone(_voice(4.0, 0.4), paced=True), ScriptedMicrophone(_voice(4.0, 0.004))])
 
     def calibration(job: live.Job, plan: live.CalibrationPlan) -> None:
-        live.run_calibration(job, plan, lambda _in, _out: ScriptedMicrophone(next(takes)))
+        live.run_calibration(job, plan, lambda _in, _out: next(takes))
 
     app = App(db, tmp_path, live.LiveRoom(run_calibration=calibration))
     client, csrf = app.client("anna")
