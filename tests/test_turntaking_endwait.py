@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import speech_file
 
 from roleplay.session.turntaking import (
+    PITCH_WINDOW_S,
     EndCues,
     EndWait,
     TurnSettings,
@@ -112,13 +114,28 @@ def test_espeak_statements_fall_and_unfinished_clauses_do_not() -> None:
     comma (how the bench writes a pause mid-sentence) does not."""
     from roleplay.bench.live import espeak
 
+    window = int(PITCH_WINDOW_S * RATE_HZ)
     for text in ("Ik begrijp dat u ongerust bent.", "Ik hoor hoe bezorgd u bent over uw man.",
-                 "Ik stuur nu een dokter naar u toe, binnen een uur is hij er."):
-        got = final_pitch_st(espeak(text).samples[-RATE_HZ:], RATE_HZ)
+                 "Ik stuur nu een dokter naar u toe, binnen een uur is hij er.", "de dokter rijdt nu weg."):
+        got = final_pitch_st(espeak(text).samples[-window:], RATE_HZ)
         assert got is not None and got <= S.falling_st, (text, got)
-    for text in ("Ik blijf bij u aan de lijn, maar,", "Ik stuur nu een dokter naar u toe, want,"):
-        got = final_pitch_st(espeak(text).samples[-RATE_HZ:], RATE_HZ)
+    for text in ("Ik blijf bij u aan de lijn, maar,", "Ik stuur nu een dokter naar u toe, want,",
+                 "Dat is heel vervelend voor u, maar,"):
+        got = final_pitch_st(espeak(text).samples[-window:], RATE_HZ)
         assert got is None or got > S.falling_st, (text, got)
+
+
+@pytest.mark.parametrize("name", ["vl00203", "vl04108", "vl12745", "vl14994"])
+def test_human_statements_end_falling(name: str) -> None:
+    """Human Flemish read sentences (../shared/speech, CC0): each ends in a fall at the live
+    window; at 1.0 s "De plant van de aardappel is giftig" measured level (-0.56 st)."""
+    import librosa
+
+    samples, _ = librosa.load(speech_file(f"flemish_rdh_dutch_vl_tts/{name}.wav"), sr=RATE_HZ)
+    voiced = np.flatnonzero(np.abs(samples) > 0.02 * np.max(np.abs(samples)))
+    samples = samples[: voiced[-1] + 1]  # the end of the speech: where the pause starts
+    got = final_pitch_st(samples[-int(PITCH_WINDOW_S * RATE_HZ) :], RATE_HZ)
+    assert got is not None and got <= S.falling_st, got
 
 
 def _pause_then_speech(taker: TurnTaker, *, speech_s: float, pause_s: float,

@@ -22,12 +22,12 @@ import numpy as np
 
 from roleplay.core.constants import RATE_HZ
 from roleplay.session.live import (
-    PITCH_WINDOW_S,
     RECOGNITION_BEFORE,
     TURN_PAD_S,
     LiveRecognition,
 )
 from roleplay.session.turntaking import (
+    PITCH_WINDOW_S,
     WAITS_BEFORE,
     EndCues,
     EndWait,

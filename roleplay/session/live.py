@@ -53,6 +53,7 @@ from roleplay.core.paths import make_private_dir, user_data_dir
 from roleplay.session.adapters import TurnAnalyser, TurnListener, caller_line_audio
 from roleplay.session.caller_session import CallerSession, CallEvent
 from roleplay.session.turntaking import (
+    PITCH_WINDOW_S,
     EndCues,
     EndWait,
     State,
@@ -73,7 +74,6 @@ STATUS_EVERY_S = 0.25
 TURN_PAD_S = 0.15  # audio kept around a trainee turn for its analysis
 ECHO_CHECK_S = 0.8  # of each caller line, compared with the microphone to find its echo
 ECHO_SEARCH_S = 0.3
-PITCH_WINDOW_S = 1.0  # the end of the speech before a pause whose pitch movement is measured
 # Trainee speech starting this soon after the caller's reply began goes on with the trainee's own
 # turn: a reaction to the caller's words comes later (the guide's take-over is 0.5 s of speech,
 # after hearing some of the line), so an onset within it means the caller started too soon.
