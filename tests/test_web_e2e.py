@@ -197,6 +197,7 @@ def test_bad_input_in_the_browser_says_so_and_changes_nothing(small_limit_server
         page.wait_for_selector("#validation.invalid")
         said = page.inner_text("#validation")
         assert "onbekend" in said and re.search(r"\d", said), said
+        assert "dit veld bestaat niet" in said, said  # in the trainer's language, not the CLI's English
         page.click("#editor-form button[type=submit]")
         page.wait_for_selector(".error-summary")
         assert "onbekend" in page.inner_text(".error-summary")

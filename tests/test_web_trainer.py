@@ -213,23 +213,25 @@ def test_the_review_form_partial_renders_for_a_trainer(db, tmp_path, calls):
 
 
 def broken_scenario() -> tuple[str, int, str]:
-    """The shipped scenario with its anger start out of range, and the validator's own line and message."""
+    """The shipped scenario with its anger start out of range, the line the validator names, and the
+    message a Dutch trainer sees (the CLI's line stays English)."""
     text = SHIPPED.read_text(encoding="utf-8").replace("anger: {start: 6.5,", "anger: {start: 12,")
     with pytest.raises(InputError) as caught:
         scenario_from_text(text, path=trainer.EDITOR_SOURCE)
-    found = re.match(r"scenario:(\d+): (.*)$", str(caught.value))
-    return text, int(found.group(1)), found.group(2)
+    found = re.match(r"scenario:(\d+): anger\.start: expected a number from 0 to 10, got 12$", str(caught.value))
+    return text, int(found.group(1)), "anger.start: verwacht een getal van 0 tot 10, maar er staat 12."
 
 
 def test_validation_gives_the_validators_line_and_message(db, tmp_path):
     client, csrf = client_for(db, tmp_path, "tom")
     text, line, message = broken_scenario()
     result = client.post("/api/scenarios/validate", json={"text": text}, headers={auth.CSRF_HEADER: csrf}).json()
-    assert result == {"ok": False, "line": line, "message": message}
-    assert line == 11 and "anger.start" in message
+    assert result == {"ok": False, "line": line, "message": message, "field": "anger.start", "code": "number_range"}
+    assert line == 11
     syntax = client.post("/api/scenarios/validate", json={"text": "id: [broken\n"},
                          headers={auth.CSRF_HEADER: csrf}).json()
-    assert syntax["ok"] is False and syntax["line"] == 2 and "invalid YAML" in syntax["message"]
+    assert syntax["ok"] is False and syntax["line"] == 2 and syntax["code"] == "yaml_unclosed"
+    assert syntax["message"].startswith("een haakje of aanhalingsteken wordt niet gesloten.")
     good = client.post("/api/scenarios/validate", json={"text": SHIPPED.read_text(encoding="utf-8")},
                        headers={auth.CSRF_HEADER: csrf}).json()
     assert good["ok"] is True and good["id"] == SCENARIO and good["voice"]

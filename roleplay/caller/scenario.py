@@ -21,13 +21,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from string import Formatter
 from types import MappingProxyType
 from typing import Any, NoReturn, TextIO
 
 import yaml
 
 from roleplay.core.advice import ADVICE_IDS
-from roleplay.core.errors import InputError
+from roleplay.core.errors import CodedInputError, Found, InputError, ProblemParam
 from roleplay.core.paths import data_dir, saved_scenarios_dir
 
 LANGUAGES = ("nl", "en")
@@ -259,9 +260,10 @@ def _voice_language(voice_id: str, info: Mapping[str, Any]) -> str:
 
 
 class _Refused(Exception):
-    def __init__(self, problem: str, mark: yaml.Mark | None) -> None:
-        super().__init__(problem)
-        self.problem = problem
+    def __init__(self, code: str, mark: yaml.Mark | None, **params: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
         self.mark = mark
 
 
@@ -273,17 +275,15 @@ class _Loader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            raise _Refused(
-                "aliases (*name) are not allowed in a scenario", self.peek_event().start_mark
-            )
+            raise _Refused("refused_alias", self.peek_event().start_mark)
         self._nodes += 1
         if self._nodes > MAX_YAML_NODES:
-            raise _Refused(f"more than {MAX_YAML_NODES} YAML nodes", self.peek_event().start_mark)
+            raise _Refused("refused_nodes", self.peek_event().start_mark, limit=str(MAX_YAML_NODES))
         self._depth += 1
         try:
             if self._depth > MAX_YAML_DEPTH:
                 raise _Refused(
-                    f"nested deeper than {MAX_YAML_DEPTH} levels", self.peek_event().start_mark
+                    "refused_depth", self.peek_event().start_mark, limit=str(MAX_YAML_DEPTH)
                 )
             return super().compose_node(parent, index)
         finally:
@@ -301,6 +301,123 @@ _Loader.add_implicit_resolver(
 
 _Path = tuple[str | int, ...]
 
+# ---------------------------------------------------------------------------------------------
+# The validator's problems: code -> the English text the CLI prints after file, line and field.
+# The web editor words each code in the page's language (web/texts/*.yaml, `scenario_problem.`),
+# so a code is added here and there together (tests/test_scenario_messages.py checks).
+
+PROBLEMS = MappingProxyType({
+    "refused_alias": "refused: aliases (*name) are not allowed in a scenario",
+    "refused_nodes": "refused: more than {limit} YAML nodes",
+    "refused_depth": "refused: nested deeper than {limit} levels",
+    "duplicate_key": "refused: duplicate key {name}",
+    "empty_file": "empty file, expected a scenario (a YAML mapping)",
+    # PyYAML's own English is kept as `detail`; the code says which common slip it is
+    "yaml_tab": "invalid YAML: {detail}",
+    "yaml_colon": "invalid YAML: {detail}",
+    "yaml_missing_colon": "invalid YAML: {detail}",
+    "yaml_unclosed": "invalid YAML: {detail}",
+    "yaml_tag": "invalid YAML: {detail}",
+    "yaml_control": "invalid YAML: {detail}",
+    "yaml_invalid": "invalid YAML: {detail}",
+    "yaml_value": "invalid YAML value: {detail}",
+    "too_big": "more than {mb} MB, too big for a scenario",
+    "file_too_big": "{size} bytes, more than the {mb} MB a scenario may have",
+    "is_directory": "is a directory, expected a scenario file (.yaml)",
+    "no_such_file": "no such file, expected a scenario (.yaml)",
+    "not_utf8": "not UTF-8 text (byte {byte}), expected a YAML scenario",
+    "not_mapping": "expected a mapping, got {got}",
+    "key_not_text": "expected text keys, got key {name}",
+    "unknown_field": "unknown field (expected one of: {allowed})",
+    "missing_field": "missing field",
+    "text_empty": "expected a non-empty string, got {got}",
+    "text_is_empty": "expected a non-empty string, got an empty string",
+    "text_too_long": "expected at most {limit} characters, got {count}",
+    "number_range": "expected a number from {lo} to {hi}, got {got}",
+    "whole_number_range": "expected a whole number from {lo} to {hi}, got {got}",
+    "true_false": "expected true or false, got {got}",
+    "choice": "expected one of {choices}, got {got}",
+    "list_empty": "expected a non-empty list, got {got}",
+    "list_is_empty": "expected a non-empty list, got a list",
+    "listed_twice": "{item} is listed twice",
+    "id_format": "expected lower-case letters, digits and '-', got {got}",
+    "id_file_name": "expected {expected} (the file name), got {got}",
+    "voice_language": "expected a {language} voice ({voices}), got {got}",
+    "needs_advice": "expected {advice}, since ending.expected has {outcome}",
+    "debrief_social_media": "a social-media scenario's debrief must mention {words}",
+    "anger_max": "expected more than min ({min}), got {got}",
+    "anger_start": "expected between min ({min}) and max ({max}), got {got}",
+    "anger_calmed_below": "expected above min ({min}) and below start ({start}), got {got}",
+    "anger_hang_up_at": "expected above start ({start}) and at most max ({max}), got {got}",
+    "group_name": "expected a situation name of lower-case letters, digits, '_' and '-'",
+    "lines_empty": "expected a non-empty list of caller lines, got {got}",
+    "lines_is_empty": "expected a non-empty list of caller lines, got an empty list",
+    "abusive_missing": "missing: a caller with swearing: true needs abusive lines",
+    "abusive_unused": "abusive lines are only spoken when swearing is true",
+    "line_type": "expected a string or {{text, audio}}, got {got}",
+    "audio_suffix": "expected an audio file ({suffixes}), got {got}",
+    "audio_missing": "expected an audio file (relative to the scenario), {file} does not exist",
+    "trigger_group": "expected the name of a scenario-specific group in lines ({groups})",
+    "trigger_no_groups": "expected the name of a scenario-specific group in lines (there are none)",
+    "trigger_missing": "a scenario-specific group needs an entry triggers.{group} saying when it is used",
+    "trigger_abusive": "the caller is never abusive when swearing is false; expected another situation",
+    "trigger_below": "expected below {ceiling}: the caller is never {when} at anger {got} or more, "
+                     "so these lines would never be said",
+    "trigger_at_most": "expected at most {ceiling}: the caller is never {when} at anger {got} or "
+                       "more, so these lines would never be said",
+    "rule_level": "expected above anger.calmed_below ({calmed_below}) and at most anger.hang_up_at "
+                  "({hang_up_at}), got {got}",
+    "rule_level_default": "expected above anger.calmed_below ({calmed_below}) and at most "
+                          "anger.hang_up_at ({hang_up_at}), got {got} (the default, hang_up_at - {below})",
+    "hang_up_from": "expected at least stop_below ({stop_below}), got {got}",
+})
+# How a Found reads in the English message.
+FOUND_KINDS = MappingProxyType({
+    "nothing": "nothing",
+    "true_false": "true/false",
+    "number": "the number {value}",
+    "text": "a string",
+    "list": "a list",
+    "mapping": "a mapping",
+    "other": "a {value}",
+})
+# PyYAML's problem text -> the slip it points to (first match wins); anything else: yaml_invalid.
+_YAML_SLIPS = (
+    ("'\\t'", "yaml_tab"),
+    ("mapping values are not allowed here", "yaml_colon"),
+    ("could not find expected ':'", "yaml_missing_colon"),
+    ("found unexpected end of stream", "yaml_unclosed"),
+    ("expected ',' or ", "yaml_unclosed"),
+    ("could not determine a constructor for the tag", "yaml_tag"),
+)
+
+
+def placeholders(template: str) -> frozenset[str]:
+    """The {names} a message template fills in."""
+    return frozenset(name for _, name, _, _ in Formatter().parse(template) if name)
+
+
+def _yaml_code(problem: str) -> str:
+    return next((code for text, code in _YAML_SLIPS if text in problem), "yaml_invalid")
+
+
+def _english(param: ProblemParam) -> str:
+    return FOUND_KINDS[param.kind].format(value=param.value) if isinstance(param, Found) else param
+
+
+def _problem(source: Path, line: int | None, code: str, path: _Path | None = None, /,
+             **params: ProblemParam) -> CodedInputError:
+    """The validator's error for `code`: str() is the English `SOURCE[:LINE]: [FIELD: ]TEXT`; `path`
+    None is a problem of the text as a whole (no field), () the top level."""
+    template = PROBLEMS[code]
+    if set(params) != placeholders(template):  # a programming slip, caught by the tests
+        raise ValueError(f"problem {code!r} takes {sorted(placeholders(template))}, got {sorted(params)}")
+    where = f":{line}" if line is not None else ""
+    said = "" if path is None else f"{_dotted(path)}: "
+    text = template.format(**{k: _english(v) for k, v in params.items()})
+    return CodedInputError(f"{source}{where}: {said}{text}", code=code, params=params, line=line,
+                           field=_dotted(path) if path else "")
+
 
 def _collect_marks(node: yaml.Node, path: _Path, marks: dict[_Path, int]) -> None:
     """Line number (1-based) of every field, so errors can point into the file."""
@@ -311,7 +428,7 @@ def _collect_marks(node: yaml.Node, path: _Path, marks: dict[_Path, int]) -> Non
             if not isinstance(key_node, yaml.ScalarNode):
                 continue  # the checker rejects non-string keys
             if key_node.value in seen:
-                raise _Refused(f"duplicate key {key_node.value!r}", key_node.start_mark)
+                raise _Refused("duplicate_key", key_node.start_mark, name=repr(key_node.value))
             seen.add(key_node.value)
             _collect_marks(value_node, (*path, key_node.value), marks)
     elif isinstance(node, yaml.SequenceNode):
@@ -330,21 +447,21 @@ def _parse_yaml(text: str, source: Path) -> tuple[Any, dict[_Path, int]]:
         loader = _Loader(text)  # the reader already rejects control characters here
         node = loader.get_single_node()
         if node is None:
-            raise InputError(f"{source}: empty file, expected a scenario (a YAML mapping)")
+            raise _problem(source, None, "empty_file")
         _collect_marks(node, (), marks)
         data = loader.construct_document(node)
     except _Refused as e:
-        where = f":{e.mark.line + 1}" if e.mark else ""
-        raise InputError(f"{source}{where}: refused: {e.problem}") from None
+        raise _problem(source, e.mark.line + 1 if e.mark else None, e.code, **e.params) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        where = f":{mark.line + 1}" if mark else ""
-        problem = e.problem or e.context or "not valid YAML"
-        raise InputError(f"{source}{where}: invalid YAML: {_one_line(problem)}") from None
+        problem = _one_line(e.problem or e.context or "not valid YAML")
+        raise _problem(source, mark.line + 1 if mark else None, _yaml_code(problem),
+                       detail=problem) from None
     except yaml.YAMLError as e:  # reader errors: control characters and the like
-        raise InputError(f"{source}: invalid YAML: {_one_line(e)}") from None
+        code = "yaml_control" if isinstance(e, yaml.reader.ReaderError) else "yaml_invalid"
+        raise _problem(source, None, code, detail=_one_line(e)) from None
     except (ValueError, OverflowError) as e:  # e.g. a date such as 2024-13-45
-        raise InputError(f"{source}: invalid YAML value: {_one_line(e)}") from None
+        raise _problem(source, None, "yaml_value", detail=_one_line(e)) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -365,20 +482,24 @@ def _dotted(path: _Path) -> str:
     return out or "(top level)"
 
 
-def _kind(value: object) -> str:
+def _kind(value: object) -> Found:
     if value is None:
-        return "nothing"
+        return Found("nothing")
     if isinstance(value, bool):
-        return "true/false"
+        return Found("true_false")
     if isinstance(value, (int, float)):
-        return f"the number {value}"
+        return Found("number", str(value))
     if isinstance(value, str):
-        return "a string"
+        return Found("text")
     if isinstance(value, list):
-        return "a list"
+        return Found("list")
     if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__}"
+        return Found("mapping")
+    return Found("other", type(value).__name__)
+
+
+def _g(number: float) -> str:
+    return f"{number:g}"
 
 
 class _Checker:
@@ -386,36 +507,36 @@ class _Checker:
         self.source = source
         self.marks = marks
 
-    def fail(self, path: _Path, expected: str) -> NoReturn:
+    def fail(self, path: _Path, code: str, /, **params: ProblemParam) -> NoReturn:
         probe = tuple(path)
         while probe not in self.marks and probe:
             probe = probe[:-1]
-        where = f":{self.marks[probe]}" if probe in self.marks else ""
-        raise InputError(f"{self.source}{where}: {_dotted(path)}: {expected}")
+        raise _problem(self.source, self.marks.get(probe), code, path, **params)
 
     def mapping(
         self, path: _Path, value: object, *, required: Iterable[str], optional: Iterable[str] = ()
     ) -> dict[str, Any]:
         if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping, got {_kind(value)}")
+            self.fail(path, "not_mapping", got=_kind(value))
         required, optional = tuple(required), tuple(optional)
         for key in value:
             if not isinstance(key, str):
-                self.fail(path, f"expected text keys, got key {key!r}")
+                self.fail(path, "key_not_text", name=repr(key))
             if key not in required and key not in optional:
                 allowed = ", ".join((*required, *optional))
-                self.fail((*path, key), f"unknown field (expected one of: {allowed})")
+                self.fail((*path, key), "unknown_field", allowed=allowed)
         for key in required:
             if key not in value:
-                self.fail((*path, key), "missing field")
+                self.fail((*path, key), "missing_field")
         return value
 
     def text(self, path: _Path, value: object, *, max_chars: int = 2000) -> str:
         if not isinstance(value, str) or not value.strip():
-            got = "an empty string" if isinstance(value, str) else _kind(value)
-            self.fail(path, f"expected a non-empty string, got {got}")
+            if isinstance(value, str):
+                self.fail(path, "text_is_empty")
+            self.fail(path, "text_empty", got=_kind(value))
         if len(value) > max_chars:
-            self.fail(path, f"expected at most {max_chars} characters, got {len(value)}")
+            self.fail(path, "text_too_long", limit=str(max_chars), count=str(len(value)))
         return value.strip()
 
     def number(self, path: _Path, value: object, *, lo: float, hi: float) -> float:
@@ -424,35 +545,37 @@ class _Checker:
             or not isinstance(value, (int, float))
             or not math.isfinite(value)
         ):
-            self.fail(path, f"expected a number from {lo:g} to {hi:g}, got {_kind(value)}")
+            self.fail(path, "number_range", lo=_g(lo), hi=_g(hi), got=_kind(value))
         if not lo <= value <= hi:
-            self.fail(path, f"expected a number from {lo:g} to {hi:g}, got {value:g}")
+            self.fail(path, "number_range", lo=_g(lo), hi=_g(hi), got=_g(value))
         return float(value)
 
     def integer(self, path: _Path, value: object, *, lo: int, hi: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            self.fail(path, f"expected a whole number from {lo} to {hi}, got {_kind(value)}")
+            self.fail(path, "whole_number_range", lo=str(lo), hi=str(hi), got=_kind(value))
         return value
 
     def boolean(self, path: _Path, value: object) -> bool:
         if not isinstance(value, bool):
-            self.fail(path, f"expected true or false, got {_kind(value)}")
+            self.fail(path, "true_false", got=_kind(value))
         return value
 
     def choice(self, path: _Path, value: object, choices: Iterable[str]) -> str:
         choices = tuple(choices)
         if not isinstance(value, str) or value not in choices:
             shown = repr(value) if isinstance(value, str) else _kind(value)
-            self.fail(path, f"expected one of {', '.join(choices)}, got {shown}")
+            self.fail(path, "choice", choices=", ".join(choices), got=shown)
         return value
 
     def choices(self, path: _Path, value: object, choices: Iterable[str]) -> tuple[str, ...]:
-        if not isinstance(value, list) or not value:
-            self.fail(path, f"expected a non-empty list, got {_kind(value)}")
+        if value == []:
+            self.fail(path, "list_is_empty")
+        if not isinstance(value, list):
+            self.fail(path, "list_empty", got=_kind(value))
         picked = tuple(self.choice((*path, i), item, choices) for i, item in enumerate(value))
         for i, item in enumerate(picked):
             if item in picked[:i]:
-                self.fail((*path, i), f"{item!r} is listed twice")
+                self.fail((*path, i), "listed_twice", item=repr(item))
         return picked
 
 
@@ -480,16 +603,17 @@ def _check_scenario(data: object, source: Path, marks: dict[_Path, int]) -> Scen
 
     scenario_id = c.text(("id",), top["id"], max_chars=64)
     if not _ID_RE.match(scenario_id):
-        c.fail(("id",), f"expected lower-case letters, digits and '-', got {scenario_id!r}")
+        c.fail(("id",), "id_format", got=repr(scenario_id))
     if source.suffix in (".yaml", ".yml") and scenario_id != source.stem:
-        c.fail(("id",), f"expected {source.stem!r} (the file name), got {scenario_id!r}")
+        c.fail(("id",), "id_file_name", expected=repr(source.stem), got=repr(scenario_id))
     language = c.choice(("language",), top["language"], LANGUAGES)
 
     voices = known_voices()
     voice = c.choice(("caller_voice",), top["caller_voice"], voices)
     if voices[voice] != language:
         same = [v for v, lang in voices.items() if lang == language]
-        c.fail(("caller_voice",), f"expected a {language} voice ({', '.join(same)}), got {voice!r}")
+        c.fail(("caller_voice",), "voice_language", language=language, voices=", ".join(same),
+               got=repr(voice))
 
     anger = _check_anger(c, top["anger"])
     intensity = c.choice(("intensity",), top["intensity"], INTENSITIES)
@@ -510,19 +634,14 @@ def _check_scenario(data: object, source: Path, marks: dict[_Path, int]) -> Scen
     ):
         for advice_id in advice:
             if outcome_id in ending.expected and advice_id not in needs:
-                c.fail(
-                    ("needs",), f"expected {advice_id!r}, since ending.expected has {outcome_id!r}"
-                )
+                c.fail(("needs",), "needs_advice", advice=repr(advice_id), outcome=repr(outcome_id))
 
     debrief = c.text(("debrief",), top["debrief"], max_chars=4000)
     if social_media:
         lowered = debrief.lower()
         for words in SOCIAL_MEDIA_DEBRIEF_WORDS[language]:
             if not any(w in lowered for w in words):
-                c.fail(
-                    ("debrief",),
-                    f"a social-media scenario's debrief must mention {' or '.join(words)!r}",
-                )
+                c.fail(("debrief",), "debrief_social_media", words=repr(" or ".join(words)))
     seed = top.get("seed")
     if seed is not None:
         seed = c.integer(("seed",), seed, lo=0, hi=2**32 - 1)
@@ -558,22 +677,15 @@ def _check_anger(c: _Checker, value: object) -> Anger:
     lo, hi = ANGER_SCALE
     a = Anger(**{f: c.number(("anger", f), raw[f], lo=lo, hi=hi) for f in fields})
     if a.min >= a.max:
-        c.fail(("anger", "max"), f"expected more than min ({a.min:g}), got {a.max:g}")
+        c.fail(("anger", "max"), "anger_max", min=_g(a.min), got=_g(a.max))
     if not a.min <= a.start <= a.max:
-        c.fail(
-            ("anger", "start"),
-            f"expected between min ({a.min:g}) and max ({a.max:g}), got {a.start:g}",
-        )
+        c.fail(("anger", "start"), "anger_start", min=_g(a.min), max=_g(a.max), got=_g(a.start))
     if not a.min < a.calmed_below < a.start:
-        c.fail(
-            ("anger", "calmed_below"),
-            f"expected above min ({a.min:g}) and below start ({a.start:g}), got {a.calmed_below:g}",
-        )
+        c.fail(("anger", "calmed_below"), "anger_calmed_below", min=_g(a.min), start=_g(a.start),
+               got=_g(a.calmed_below))
     if not a.start < a.hang_up_at <= a.max:
-        c.fail(
-            ("anger", "hang_up_at"),
-            f"expected above start ({a.start:g}) and at most max ({a.max:g}), got {a.hang_up_at:g}",
-        )
+        c.fail(("anger", "hang_up_at"), "anger_hang_up_at", start=_g(a.start), max=_g(a.max),
+               got=_g(a.hang_up_at))
     return a
 
 
@@ -590,26 +702,26 @@ def _check_lines(
     for name, items in raw.items():
         path: _Path = ("lines", name)
         if not _GROUP_RE.match(name):
-            c.fail(path, "expected a situation name of lower-case letters, digits, '_' and '-'")
+            c.fail(path, "group_name")
         if not isinstance(items, list) or not items:
-            got = "an empty list" if items == [] else _kind(items)
-            c.fail(path, f"expected a non-empty list of caller lines, got {got}")
+            if items == []:
+                c.fail(path, "lines_is_empty")
+            c.fail(path, "lines_empty", got=_kind(items))
         groups[name] = tuple(
             _check_line(c, (*path, i), item, source=source) for i, item in enumerate(items)
         )
     if swearing and "abusive" not in groups:
-        c.fail(("lines", "abusive"), "missing: a caller with swearing: true needs abusive lines")
+        c.fail(("lines", "abusive"), "abusive_missing")
     if not swearing and "abusive" in groups:
-        c.fail(("lines", "abusive"), "abusive lines are only spoken when swearing is true")
+        c.fail(("lines", "abusive"), "abusive_unused")
     return MappingProxyType(groups)
 
 
 def _check_line(c: _Checker, path: _Path, item: object, *, source: Path) -> Line:
-    expected = "expected a string or {text, audio}"
     if isinstance(item, str):
         return Line(c.text(path, item, max_chars=MAX_LINE_CHARS))
     if not isinstance(item, dict):
-        c.fail(path, f"{expected}, got {_kind(item)}")
+        c.fail(path, "line_type", got=_kind(item))
     raw = c.mapping(path, item, required=("text",), optional=("audio",))
     text = c.text((*path, "text"), raw["text"], max_chars=MAX_LINE_CHARS)
     if "audio" not in raw:
@@ -617,14 +729,9 @@ def _check_line(c: _Checker, path: _Path, item: object, *, source: Path) -> Line
     audio = c.text((*path, "audio"), raw["audio"], max_chars=500)
     audio_path = source.parent / audio
     if audio_path.suffix.lower() not in AUDIO_SUFFIXES or "\0" in audio:
-        c.fail(
-            (*path, "audio"), f"expected an audio file ({', '.join(AUDIO_SUFFIXES)}), got {audio!r}"
-        )
+        c.fail((*path, "audio"), "audio_suffix", suffixes=", ".join(AUDIO_SUFFIXES), got=repr(audio))
     if not audio_path.is_file():
-        c.fail(
-            (*path, "audio"),
-            f"expected an audio file (relative to the scenario), {audio_path} does not exist",
-        )
+        c.fail((*path, "audio"), "audio_missing", file=str(audio_path))
     return Line(text, audio_path.resolve())
 
 
@@ -635,11 +742,9 @@ def _check_triggers(
     if isinstance(value, dict):
         for group in value:
             if group not in custom:
-                c.fail(
-                    ("triggers", group),
-                    "expected the name of a scenario-specific group in lines "
-                    f"({', '.join(custom) or 'there are none'})",
-                )
+                if custom:
+                    c.fail(("triggers", group), "trigger_group", groups=", ".join(custom))
+                c.fail(("triggers", group), "trigger_no_groups")
     raw = c.mapping(("triggers",), value, required=(), optional=custom)
     triggers = []
     for group, spec in raw.items():
@@ -652,10 +757,7 @@ def _check_triggers(
         triggers.append(Trigger(group, when, min_anger))
     for group in lines:
         if group not in SITUATIONS and group not in raw:
-            c.fail(
-                ("lines", group),
-                f"a scenario-specific group needs an entry triggers.{group} saying when it is used",
-            )
+            c.fail(("lines", group), "trigger_missing", group=str(group))
     return tuple(triggers)
 
 
@@ -665,7 +767,7 @@ def _check_reachable(c: _Checker, triggers: tuple[Trigger, ...], *, anger: Anger
     for t in triggers:
         path: _Path = ("triggers", t.group)
         if t.when == "abusive" and not swearing:
-            c.fail((*path, "when"), "the caller is never abusive when swearing is false; expected another situation")
+            c.fail((*path, "when"), "trigger_abusive")
         # the highest anger at which the situation can happen (anger stays within min..max)
         if t.when == "hanging_up":
             ceiling, below = anger.max, False
@@ -674,11 +776,8 @@ def _check_reachable(c: _Checker, triggers: tuple[Trigger, ...], *, anger: Anger
         else:
             ceiling, below = anger.hang_up_at, True
         if t.min_anger > ceiling or (below and t.min_anger >= ceiling):
-            c.fail(
-                (*path, "min_anger"),
-                f"expected {'below' if below else 'at most'} {ceiling:g}: the caller is never {t.when!r} at "
-                f"anger {t.min_anger:g} or more, so these lines would never be said",
-            )
+            c.fail((*path, "min_anger"), "trigger_below" if below else "trigger_at_most",
+                   ceiling=_g(ceiling), when=repr(t.when), got=_g(t.min_anger))
 
 
 def _check_reactions(c: _Checker, value: object) -> Mapping[str, float]:
@@ -704,12 +803,11 @@ def _check_rules(c: _Checker, value: object, *, anger: Anger) -> Rules:
     ):
         level = c.number(("rules", name), raw.get(name, anger.hang_up_at - below), lo=0.0, hi=10.0)
         if not anger.calmed_below < level <= anger.hang_up_at:
-            note = "" if name in raw else f" (the default, hang_up_at - {below:g})"
-            c.fail(
-                ("rules", name),
-                f"expected above anger.calmed_below ({anger.calmed_below:g}) and at most "
-                f"anger.hang_up_at ({anger.hang_up_at:g}), got {level:g}{note}",
-            )
+            limits = {"calmed_below": _g(anger.calmed_below), "hang_up_at": _g(anger.hang_up_at),
+                      "got": _g(level)}
+            if name in raw:
+                c.fail(("rules", name), "rule_level", **limits)
+            c.fail(("rules", name), "rule_level_default", below=_g(below), **limits)
         levels[name] = level
     return Rules(
         abusive_at=levels["abusive_at"],
@@ -740,8 +838,8 @@ def _check_boundaries(c: _Checker, value: object, *, anger: Anger) -> Boundaries
     hang_up_from = c.number((*path, "hang_up_from"), raw.get("hang_up_from", 10.0), lo=0.0,
                             hi=10.0)
     if hang_up_from < stop_below:
-        c.fail((*path, "hang_up_from"),
-               f"expected at least stop_below ({stop_below:g}), got {hang_up_from:g}")
+        c.fail((*path, "hang_up_from"), "hang_up_from", stop_below=_g(stop_below),
+               got=_g(hang_up_from))
     return Boundaries(ignore_first, stop_below, hang_up_from)
 
 
@@ -767,30 +865,23 @@ def _check_ending(c: _Checker, value: object) -> Ending:
 def scenario_from_text(text: str, *, path: Path) -> Scenario:
     """Parse and check scenario text; `path` names it in errors and anchors relative audio paths."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
-        raise InputError(
-            f"{path}: more than {MAX_FILE_BYTES // 1_000_000} MB, too big for a scenario"
-        )
+        raise _problem(path, None, "too_big", mb=str(MAX_FILE_BYTES // 1_000_000))
     data, marks = _parse_yaml(text, path)
     return _check_scenario(data, path, marks)
 
 
 def _read_scenario_file(path: Path) -> Scenario:
     if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a scenario file (.yaml)")
+        raise _problem(path, None, "is_directory")
     if not path.is_file():
-        raise InputError(f"{path}: no such file, expected a scenario (.yaml)")
+        raise _problem(path, None, "no_such_file")
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise InputError(
-            f"{path}: {size} bytes, more than the {MAX_FILE_BYTES // 1_000_000} MB"
-            " a scenario may have"
-        )
+        raise _problem(path, None, "file_too_big", size=str(size), mb=str(MAX_FILE_BYTES // 1_000_000))
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise InputError(
-            f"{path}: not UTF-8 text (byte {e.start}), expected a YAML scenario"
-        ) from None
+        raise _problem(path, None, "not_utf8", byte=str(e.start)) from None
     return scenario_from_text(text, path=path)
 
 

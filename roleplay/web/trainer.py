@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roleplay.core.errors import InputError, RoleplayError
+from roleplay.core.errors import CodedInputError, Found, InputError, RoleplayError
 from roleplay.history.accounts import Accounts, ReadinessMark, User
 from roleplay.web.auth import accounts, audit, check_call, check_trainee, current_user, require, settings_of
 from roleplay.web.i18n import Translate, translator
@@ -345,14 +345,24 @@ _WHERE = re.compile(r"^(?P<line>\d+): ")
 @dataclass(frozen=True)
 class Problem:
     line: int | None
-    message: str
+    message: str  # in the page's language when the validator gave a code
+    field: str = ""  # dotted (`anger.max`); "" for the text as a whole or an uncoded error
+    code: str = ""  # the validator's message code (texts `scenario_problem.<code>`)
 
 
 EDITOR_SOURCE = Path("scenario")  # the name validation errors carry; no .yaml: the id is checked on save
 
 
-def problem_of(exc: InputError, source: Path) -> Problem:
-    """Line and message of the validator's one-line error `SOURCE[:LINE]: MESSAGE`."""
+def problem_of(exc: InputError, source: Path, t: Translate) -> Problem:
+    """Line and message of the validator's error, worded in `t`'s language from its code; an error
+    without a code falls back to its English one-line form `SOURCE[:LINE]: MESSAGE`."""
+    if isinstance(exc, CodedInputError):
+        params = {name: t(f"scenario_problem.found.{value.kind}", value=value.value)
+                  if isinstance(value, Found) else value for name, value in exc.params.items()}
+        said = t(f"scenario_problem.{exc.code}", **params)
+        if exc.field:
+            said = t("scenario_problem.at_field", field=exc.field, problem=said)
+        return Problem(exc.line, said, exc.field, exc.code)
     text = str(exc)
     prefix = str(source)
     rest = text[len(prefix):] if text.startswith(prefix) else text
@@ -420,8 +430,9 @@ async def validate_api(request: Request) -> Response:
     try:
         scenario = scenario_from_text(text, path=EDITOR_SOURCE)
     except InputError as exc:
-        problem = problem_of(exc, EDITOR_SOURCE)
-        return JSONResponse({"ok": False, "line": problem.line, "message": problem.message})
+        problem = problem_of(exc, EDITOR_SOURCE, translator(current_user(request).language))
+        return JSONResponse({"ok": False, "line": problem.line, "message": problem.message,
+                             "field": problem.field, "code": problem.code})
     return JSONResponse({"ok": True, "line": None, "message": "", "id": scenario.id,
                          "voice": scenario.caller_voice, "opening": scenario.lines["opening"][0].text})
 
@@ -443,8 +454,9 @@ async def preview_api(request: Request) -> Response:
     try:
         scenario = scenario_from_text(str(data.get("text") or ""), path=EDITOR_SOURCE)
     except InputError as exc:
-        problem = problem_of(exc, EDITOR_SOURCE)
-        return JSONResponse({"ok": False, "line": problem.line, "message": problem.message}, status_code=400)
+        problem = problem_of(exc, EDITOR_SOURCE, translator(current_user(request).language))
+        return JSONResponse({"ok": False, "line": problem.line, "message": problem.message,
+                             "field": problem.field, "code": problem.code}, status_code=400)
     line = line or scenario.lines["opening"][0].text
     try:
         wav = await run_in_threadpool(_speak_wav, line, scenario.caller_voice, anger)
@@ -468,6 +480,14 @@ def _speak_wav(text: str, voice: str, anger: float) -> bytes:
     return buf.getvalue()
 
 
+def _not_saved(request: Request, *, text: str, base: str, problem: Problem, t: Translate) -> Response:
+    """The editor again, saying why nothing was saved (a problem of the whole text has no line)."""
+    said = (t("trainer.editor_broken_text", message=problem.message) if problem.line is None
+            else t("trainer.editor_broken", line=problem.line, message=problem.message))
+    return _editor_page(request, text=text, base=base, problem=problem, status_code=400,
+                        errors=[FormError("text", said)])
+
+
 @require("trainer", "admin")
 async def save_scenario(request: Request) -> Response:
     """Save the text as a new scenario in the saved-scenarios directory: its id must be new (a
@@ -487,10 +507,7 @@ async def save_scenario(request: Request) -> Response:
     try:
         scenario = scenario_from_text(text, path=EDITOR_SOURCE)
     except InputError as exc:
-        problem = problem_of(exc, EDITOR_SOURCE)
-        return _editor_page(request, text=text, base=base, problem=problem, status_code=400,
-                            errors=[FormError("text", t("trainer.editor_broken", line=problem.line or "?",
-                                                        message=problem.message))])
+        return _not_saved(request, text=text, base=base, problem=problem_of(exc, EDITOR_SOURCE, t), t=t)
     if not _ID_RE.match(scenario.id) or scenario.id in scenario_files():
         return _editor_page(request, text=text, base=base, status_code=400,
                             errors=[FormError("text", t("trainer.editor_id_taken", id=scenario.id))])
@@ -500,10 +517,7 @@ async def save_scenario(request: Request) -> Response:
     try:  # checked again under its real name: relative audio paths resolve against it
         scenario_from_text(text, path=target)
     except InputError as exc:
-        problem = problem_of(exc, target)
-        return _editor_page(request, text=text, base=base, problem=problem, status_code=400,
-                            errors=[FormError("text", t("trainer.editor_broken", line=problem.line or "?",
-                                                        message=problem.message))])
+        return _not_saved(request, text=text, base=base, problem=problem_of(exc, target, t), t=t)
     write_atomic(target, text)
     # done_redirect's `?done=` with the new scenario open in the editor
     return RedirectResponse(f"/scenarios/editor?from={scenario.id}&done=trainer-scenario-saved", status_code=303)
