@@ -126,6 +126,13 @@ CASES = [
      "lines.abusive", "abusive_missing",
      "lines.abusive: deze groep ontbreekt: een beller die scheldt (swearing: true) heeft scheldzinnen nodig.",
      "lines.abusive: this group is missing: a caller who swears (swearing: true) needs abusive lines."),
+    ("social media, debrief without the police",
+     replaced("social_media: false", "social_media: true").replace(
+         "debrief: >-\n",
+         "debrief: >-\n  Bespreek het met je leidinggevende, de vertrouwenspersoon en je werkgever.\n"),
+     "debrief: >-", "debrief", "debrief_social_media_either",
+     "debrief: de beller dreigt met sociale media, dus de nabespreking moet 'politie' of 'aangifte' noemen.",
+     "debrief: the caller threatens with social media, so the debrief must mention 'politie' or 'aangifte'."),
     ("duplicate key", replaced("title: Derde", "title: X\ntitle: Derde"), "title: Derde", "", "duplicate_key",
      "het veld 'title' staat hier voor de tweede keer. Haal een van de twee weg.",
      "the field 'title' appears here for the second time. Remove one of the two."),

@@ -344,7 +344,8 @@ PROBLEMS = MappingProxyType({
     "id_file_name": "expected {expected} (the file name), got {got}",
     "voice_language": "expected a {language} voice ({voices}), got {got}",
     "needs_advice": "expected {advice}, since ending.expected has {outcome}",
-    "debrief_social_media": "a social-media scenario's debrief must mention {words}",
+    "debrief_social_media": "a social-media scenario's debrief must mention '{word}'",
+    "debrief_social_media_either": "a social-media scenario's debrief must mention '{word} or {other}'",
     "anger_max": "expected more than min ({min}), got {got}",
     "anger_start": "expected between min ({min}) and max ({max}), got {got}",
     "anger_calmed_below": "expected above min ({min}) and below start ({start}), got {got}",
@@ -641,7 +642,9 @@ def _check_scenario(data: object, source: Path, marks: dict[_Path, int]) -> Scen
         lowered = debrief.lower()
         for words in SOCIAL_MEDIA_DEBRIEF_WORDS[language]:
             if not any(w in lowered for w in words):
-                c.fail(("debrief",), "debrief_social_media", words=repr(" or ".join(words)))
+                if len(words) == 1:  # each group has one word or two
+                    c.fail(("debrief",), "debrief_social_media", word=words[0])
+                c.fail(("debrief",), "debrief_social_media_either", word=words[0], other=words[1])
     seed = top.get("seed")
     if seed is not None:
         seed = c.integer(("seed",), seed, lo=0, hi=2**32 - 1)
