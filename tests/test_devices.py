@@ -111,6 +111,33 @@ def test_loopback_records_what_was_played_and_lag_is_consistent(vd: VirtualDevic
         assert stream.status.input_overflows == 0
 
 
+def test_a_sound_with_nothing_queued_starts_in_the_next_block_rendered(vd: VirtualDevices) -> None:
+    """The caller's reply: placed by the callback in the first block it renders after `play`
+    (not the block after that, 64 ms later), with its first samples intact; a second sound
+    queued behind it starts where it ends."""
+    with vd.loopback(exact=True), DuplexStream() as stream:
+        lag = measure_lag(stream, repeats=1, max_lag_ms=MAX_LAG_MS)
+        assert lag.confidence > 0.5
+        offsets, firsts = [], []
+        for seed in range(5):
+            _read(stream, until_sample=stream.output_position_samples)
+            burst = _burst_train(duration_s=0.3, seed=seed)
+            before = stream.output_position_samples
+            handle = stream.play(Audio(burst, RATE_HZ))
+            offsets.append(handle.start_sample - before)
+            behind = stream.play(Audio(burst, RATE_HZ))
+            assert behind.start_sample == handle.end_sample
+            first = stream.input_position_samples
+            recorded = _read(stream, until_sample=behind.end_sample + lag.lag_samples + stream.block_samples + 96)
+            at = handle.start_sample + lag.lag_samples - first
+            firsts.append(_best_shift(recorded, burst[:BURST], at, reach=96))
+        print("start after the output position (samples):", offsets, "first bursts:", firsts)
+        # a block rendered between reading the position and `play` moves one start by a block
+        assert all(0 <= k <= stream.block_samples for k in offsets)
+        assert sum(k < stream.block_samples for k in offsets) >= 4
+        assert all(c > 0.9 for _k, c in firsts), firsts
+
+
 @pytest.mark.parametrize("attempt", [1, 2, 3])
 def test_sound_injected_into_the_microphone_arrives_on_time(vd: VirtualDevices, attempt) -> None:
     """Every stream in the process, not only the first (idle null sinks once made it 1.6 s)."""

@@ -119,17 +119,27 @@ class StreamStatus:
     output_overflows: int
 
 
+_UNPLACED = -1  # the start of a sound the callback places at the first block it renders
+PLACE_TIMEOUT_S = 2.0  # a stream that renders no block this long is stalled: place it ourselves
+
+
 class _Playing:
-    """One queued sound; the callback writes `played_end`, nothing else."""
+    """One queued sound; the callback writes `played_end`, and places an unplaced sound."""
 
     __slots__ = ("cancelled", "end", "played_end", "samples", "start")
 
     def __init__(self, start: int, samples: np.ndarray) -> None:
-        self.start = start
-        self.end = start + len(samples)
         self.samples = samples
-        self.played_end = start
         self.cancelled = False
+        self.start = _UNPLACED
+        self.end = self.played_end = 2**62  # live until placed
+        if start != _UNPLACED:
+            self.place(start)
+
+    def place(self, start: int) -> None:
+        self.end = start + len(self.samples)
+        self.played_end = start
+        self.start = start  # last: a waiting producer reads `end` once `start` is set
 
 
 @dataclass(frozen=True)
@@ -306,6 +316,10 @@ class DuplexStream:
         out = outdata[:, 0]
         out.fill(0.0)
         for item in self._schedule:
+            if item.start == _UNPLACED:
+                if item.cancelled:
+                    continue
+                item.place(start)
             a = max(start, item.start)
             b = min(end, item.end)
             if a < b:
@@ -331,17 +345,33 @@ class DuplexStream:
     def play(self, audio: Audio, *, at_sample: int | None = None) -> PlaybackHandle:
         """Queue audio right after what is already queued, or at `at_sample` (if still ahead).
 
-        The earliest start is the block after the current one: the block being rendered may
-        already hold the old schedule.
+        With nothing queued the sound starts in the first block the callback renders after this
+        call (the caller's reply: one block, 64 ms, sooner than the block after the current one,
+        which is the earliest start a producer can choose itself, since the block being rendered
+        may already hold the old schedule). Waits for that block, at most PLACE_TIMEOUT_S.
         """
         samples = np.ascontiguousarray(audio.resampled(self.rate_hz).samples, dtype=np.float32)
         with self._schedule_lock:
             now = self._frames
             live = tuple(p for p in self._schedule if p.end > now)
             wanted = max((p.end for p in live), default=0) if at_sample is None else at_sample
-            item = _Playing(max(wanted, now + self.block_samples), samples)
+            soonest = self._started and not self._finished and wanted <= now
+            item = _Playing(_UNPLACED if soonest else max(wanted, now + self.block_samples), samples)
             self._schedule = (*live, item)
+            if soonest:
+                self._await_placement(item)
         return PlaybackHandle(start_sample=item.start, end_sample=item.end, _item=item)
+
+    def _await_placement(self, item: _Playing) -> None:
+        deadline = time.monotonic() + PLACE_TIMEOUT_S
+        while item.start == _UNPLACED and time.monotonic() < deadline:
+            time.sleep(0.002)
+        if item.start != _UNPLACED:
+            return
+        item.cancelled = True  # a stalled stream: the callback must not place it too ...
+        if item.start == _UNPLACED:  # ... unless it did so just now
+            item.place(self._frames + self.block_samples)
+        item.cancelled = False
 
     def stop_playback(self) -> None:
         """Silence all queued output from the next block on (barge-in: the caller stops)."""
