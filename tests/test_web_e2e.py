@@ -202,6 +202,9 @@ def test_bad_input_in_the_browser_says_so_and_changes_nothing(small_limit_server
         page.wait_for_selector(".error-summary")
         assert "onbekend" in page.inner_text(".error-summary")
         assert page.input_value("#text") == broken  # kept, to put right
+        page.fill("#text", "")  # a problem without a line: the message alone, no "Regel ?"
+        page.wait_for_selector("#validation:has-text('leeg')")
+        assert page.inner_text("#validation").startswith("De tekst is leeg"), page.inner_text("#validation")
 
         # a file that is not sound
         page.goto(f"{url}/scenarios/import")

@@ -24,6 +24,12 @@
     return template.replace(/\{(\w+)\}/g, (m, k) => (k in values ? String(values[k]) : m));
   }
 
+  // "Regel 12: ..." where the problem has a line; an empty text has none: the message alone
+  function problemText(result) {
+    const m = result.message;
+    return result.line ? fill(form.dataset.line, {line: result.line, message: m}) : m.charAt(0).toUpperCase() + m.slice(1);
+  }
+
   async function validate() {
     const mine = ++asked;
     try {
@@ -34,8 +40,7 @@
       problemLine = result.ok ? null : result.line;
       text.setAttribute("aria-invalid", result.ok ? "false" : "true");
       box.classList.toggle("invalid", !result.ok);
-      box.textContent = result.ok ? fill(form.dataset.ok, {id: result.id})
-        : fill(form.dataset.line, {line: result.line || "?", message: result.message});
+      box.textContent = result.ok ? fill(form.dataset.ok, {id: result.id}) : problemText(result);
       gotoLine.hidden = !problemLine;
       if (result.ok && !lineInput.value) lineInput.placeholder = result.opening;
     } catch (err) {
@@ -75,8 +80,7 @@
         {text: text.value, line: lineInput.value, anger: Number(anger.value)});
       if (!response.ok) {
         const result = await response.json().catch(() => null);
-        status.textContent = result && result.message
-          ? fill(form.dataset.line, {line: result.line || "?", message: result.message}) : preview.dataset.failed;
+        status.textContent = result && result.message ? problemText(result) : preview.dataset.failed;
         return;
       }
       const blob = await response.blob();
