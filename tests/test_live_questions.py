@@ -134,11 +134,10 @@ def test_both_questions_are_answered_with_the_scenario_facts(call) -> None:
         assert facts[question] in said, (said, a)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12 open: the boundary and the end announcement are separate "
-                   "turns now (FloorTrainee; 6 of 6 runs on 2026-11-30), but the whole sequence passed 3 of 6 "
-                   "(1 of 3 at load 8 to 13, 2 of 3 at load 2): the boundary misheard over the virtual devices "
-                   "('please stop where everything has to be'), or a short line ('I see.') taken as louder "
-                   "(+1.0 anger) so that the announcement found the caller past hang_up_from and he hung up")
+@pytest.mark.xfail(strict=False, reason="issue 12 open: 13 of 14 runs passed on 2026-11-30 evening (3 on the quiet "
+                   "machine, 11 beside one busy process), after 3 of 6 that morning (the boundary misheard over the "
+                   "virtual devices, or the caller already past hang_up_from at the announcement); the one "
+                   "failure of the evening was not captured, so it stays xfail until it is understood")
 def test_the_full_boundary_sequence_ends_the_call_by_the_trainee(call) -> None:
     result, events = call
     assert result.outcome == "ended-by-trainee" and not result.cut_off
