@@ -106,6 +106,24 @@ class _Formatted:
         return re.sub(r"(\d)\.(\d)", r"\1,\2", text) if self.language == "nl" else text
 
 
+# Reasons that rest on a phrase the recognizer did not find. Misheard words are not unsaid words
+# (a live drill heard "Please stop swearing at me." as "clean top, wearing a tummy."), so these
+# say what was not heard, never that the trainee did not say it.
+NOT_HEARD = [("greeting", "no-greeting-in-first-turn"), ("no-discussion", "no-argument-phrase"),
+             ("positive", "no-positive-or-negative-phrase"), ("concrete", "no-concrete-offer"),
+             ("concrete", "no-offer-or-vague-phrase"), ("warm-transfer", "no-transfer-phrase"),
+             ("warm-transfer", "one-transfer-phrase"), ("address-behaviour", "behaviour-not-named"),
+             ("announce-end", "no-end-announcement"), ("announce-end", "ended-without-warning"),
+             ("announce-end", "ended-without-announcement"), ("announce-end", "end-announced-without-warning")]
+
+
+@pytest.mark.parametrize(("item", "code"), NOT_HEARD)
+def test_a_phrase_not_found_is_reported_as_not_heard(item, code):
+    assert code in REASON_CODES[item]
+    assert re.search(r"\bhoorden\b", feedback_texts("nl")["reasons"][item][code]), code
+    assert re.search(r"\bhear(d)?\b", feedback_texts("en")["reasons"][item][code]), code
+
+
 def test_a_reason_with_undeclared_figures_is_refused():
     with pytest.raises(ValueError, match="declared"):
         reason("let-vent", "caller-share-below-target", caller_share_pct=73)  # target missing
