@@ -13,6 +13,7 @@ import pytest
 
 from roleplay.analysis.pipeline import Phrase, Turn
 from roleplay.caller.questions import (
+    CHECK_MIN_LOG_RATIO,
     TONES,
     briefed,
     compose,
@@ -305,3 +306,49 @@ def test_the_caller_takes_a_misheard_warm_transfer_as_warm_and_a_cold_one_as_col
     seen = observe(turn, caller_start_s=1.0, caller_end_s=4.5, caller_situation="calming",
                    ends_call=False, language="nl")
     assert {"transfer", "cold-transfer"} & seen.observation.behaviours == {behaviour}
+
+
+# --------------------------------------------------------------------------- the audio check
+
+
+class Reread:
+    """The recognizer's scoring, replaced: log-probabilities by the text's content."""
+
+    def __init__(self, supports: dict[str, float], heard: float = -10.0) -> None:
+        self.supports, self.heard, self.calls = supports, heard, []
+
+    def __call__(self, texts: tuple[str, ...]) -> tuple[float, ...]:
+        self.calls.append(texts)
+        return (self.heard, *(next((v for k, v in self.supports.items() if k in t), -99.0)
+                              for t in texts[1:]))
+
+
+GARBLED = "Dat kan ik me goed voorstellen. Mani is de paschent jubogen."  # a demo, nl-doorverbinden
+
+
+def test_a_question_too_garbled_for_the_words_counts_when_the_audio_supports_it():
+    """The heard text with the phrasing in place of the closest words is scored against the
+    heard text: within CHECK_MIN_LOG_RATIO nats per phrasing word it counts, beyond it not."""
+    assert find_questions(GARBLED, language="nl") == ()
+    n = len("is de patiënt geboren".split())
+    near = Reread({"patiënt geboren": -10.0 + n * CHECK_MIN_LOG_RATIO + 0.1})
+    (q,) = find_questions(GARBLED, language="nl", reread=near)
+    assert (q.question, q.heard, q.position) == ("date_of_birth", "is de paschent jubogen", 7)
+    assert q.audio_support is not None and q.audio_support >= CHECK_MIN_LOG_RATIO
+    # only the closest words are replaced; the rest, its capitals and punctuation stay as heard
+    assert near.calls[0][0] == GARBLED
+    assert "Dat kan ik me goed voorstellen. Mani is de patiënt geboren." in near.calls[0][1:]
+    far = Reread({"patiënt geboren": -10.0 + n * CHECK_MIN_LOG_RATIO - 0.1})
+    assert find_questions(GARBLED, language="nl", reread=far) == ()
+
+
+def test_the_audio_check_leaves_clear_questions_and_far_words_alone():
+    """A question the words carry is not scored again, and words no phrasing is SUPPORTED_MIN_SCORE
+    close to cost no decoder pass at all."""
+    clear = Reread({})
+    assert [q.question for q in find_questions("Wat is uw naam?", language="nl", reread=clear)] == [
+        "caller_name"]
+    assert all("wat is uw naam" not in t.lower() for texts in clear.calls for t in texts[1:])
+    nothing = Reread({})
+    assert find_questions("Ik kan me voorstellen dat u boos bent.", language="nl", reread=nothing) == ()
+    assert nothing.calls == []

@@ -86,3 +86,46 @@ def test_the_good_trainees_warm_transfer_is_warm_and_the_poor_ones_cold(transcri
     heard = {name: turn.text for name, turn in turns.items()}
     assert took["warm"] == {"transfer"}, heard
     assert "transfer" not in took["cold"] | took["cold, poor delivery"], heard
+
+
+class _Counted:
+    """The listener's reread, with the texts it was asked to score kept."""
+
+    def __init__(self, reread) -> None:
+        self.reread, self.texts = reread, []
+
+    def __call__(self, texts):
+        self.texts += texts[1:]
+        return self.reread(texts)
+
+
+@pytest.mark.parametrize(("clip", "asked", "checked"), [
+    # nl-doorverbinden, good trainee, seed 1 (demo): "Dat kan ik me goed voorstellen. Wanneer is de
+    # patiënt geboren?", heard as "... Mani is de paschent jubogen.": no question in the words
+    ("question-garbled-nl.flac", ["date_of_birth"], "patiënt geboren"),
+    # nl-dreigt-langs-te-komen, good, seed 1: "Wat ik wel kan doen: de dokter belt u binnen een
+    # half uur terug. Wanneer is de patiënt geboren?", heard with "meel te benen en" 0.74 close to
+    # "welke medicijnen": the audio does not support that question
+    ("question-offer-nl.flac", ["date_of_birth"], "welke medicijnen"),
+])
+def test_a_question_too_garbled_for_the_words_is_checked_against_the_turns_audio(
+        clip, asked, checked, transcriber):
+    """Two demo turns, as recorded, through the live listener: the caller hears the question the
+    audio supports and not the one it does not (caller.questions.CHECK_MIN_LOG_RATIO)."""
+    from pathlib import Path
+
+    from roleplay.analysis.pipeline import Baseline
+    from roleplay.audio.clip import load_audio
+    from roleplay.caller.questions import find_questions
+    from roleplay.session.adapters import HeardTurn, TurnListener
+
+    listen = TurnListener("nl", transcriber, Baseline("none", (), 0.0, 0, None, None, None, None, None, ""))
+    turn = listen(load_audio(Path(__file__).parent / "data" / clip), offset_s=0.0)
+    assert isinstance(turn, HeardTurn) and turn.reread is not None
+    counted = _Counted(turn.reread)
+    found = find_questions(turn.text, language="nl", reread=counted)
+    assert [q.question for q in found] == asked, turn.text
+    assert any(checked in t for t in counted.texts), (turn.text, counted.texts)
+    if clip == "question-garbled-nl.flac":  # the words alone do not carry it
+        assert find_questions(turn.text, language="nl") == (), turn.text
+        assert found[0].audio_support is not None

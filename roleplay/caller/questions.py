@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -56,6 +56,21 @@ KEYWORD_MIN_LETTERS = 5
 # 1.25, 2 or 3 words: the same).
 GLUED_MIN_WORDS = 3
 GLUED_MAX_LETTERS = 1.2
+# The audio check (`_checked`; the phrase check of roleplay/analysis/phrases.py does the same for
+# the advice phrases): a question as close as a supported match (SUPPORTED_MIN_SCORE) that the
+# text rules left out is scored against the turn's audio, the closest MAX_CHECKED per turn (one
+# decoder pass each), and counts when the heard text with the phrasing in place is at most
+# CHECK_MIN_LOG_RATIO nats per phrasing word less likely than the heard text. Measured on the 293
+# trainee turns of demo calls of all 17 scenarios, good and poor, seeds 1-3, and 273 espeak lines
+# of the accuracy set's phrase lines (docs/scenarios-and-voices.md, "Questions checked against the
+# audio"): the questions it took were supported at -0.74 to -0.29, the wrong ones at -4.3 or less;
+# closer to the text rules' floor is no use: below 0.72 close, wrong questions were supported as
+# well as right ones (+1.74: "Where am I to use my pain?" as "where do you live"), as a fluent
+# phrasing in place of garbled words makes the whole text likelier.
+CHECK_MIN_LOG_RATIO = -2.5
+MAX_CHECKED = 2
+# Whole texts -> their log-probabilities given the turn's audio (the recognizer's, forced).
+Reread = Callable[[tuple[str, ...]], tuple[float, ...]]
 # Letters Whisper confuses on synthetic Dutch fall into one class ("maat" for "wat", "designen"
 # for "dicijnen"). Not the phrase matcher's `sound_key`: its h = g makes "hoe heet de patiënt"
 # close to "gebruikt de patiënt".
@@ -79,6 +94,7 @@ class Question:
     id: str
     facts: tuple[str, ...]  # scenario facts that answer it; the first one present wins
     phrasings: tuple[tuple[str, ...], ...]  # normalised words of each phrasing
+    spoken: tuple[str, ...]  # each phrasing as written, for scoring it against the audio
     keywords: tuple[str, ...]  # normalised topic words ("naam", "geboren")
     say: str  # how a cooperative caller puts the fact: "Geboren op {fact}."
 
@@ -99,6 +115,8 @@ class Asked:
     heard: str  # the words that matched
     score: float  # 0..1
     position: int  # word index in the turn, for the spoken order
+    audio_support: float | None = None  # nats per phrasing word when the audio check took it
+    size: int = 0  # heard words it took (for the audio check's overlaps)
 
 
 @dataclass(frozen=True)
@@ -164,7 +182,8 @@ def _question(path: Path, qid: str, spec: object) -> Question:
     say = spec["say"]
     if not isinstance(say, str) or "{fact}" not in say:
         raise InputError(f"{where}.say: expected a line with {{fact}}")
-    return Question(qid, tuple(facts), tokens, tuple(normalise(k) for k in keywords), say)
+    return Question(qid, tuple(facts), tokens, tuple(str(p).strip() for p in phrasings),
+                    tuple(normalise(k) for k in keywords), say)
 
 
 # --------------------------------------------------------------------------- recognising
@@ -177,6 +196,7 @@ class _Matcher:
     qids: tuple[str, ...]  # question id of each phrasing row
     letters: tuple[str, ...]
     sounds: tuple[str, ...]
+    spoken: tuple[str, ...]  # each phrasing as written
     sizes: np.ndarray  # words in each phrasing
     cutoffs: np.ndarray  # the plain cutoff (0-100) of each phrasing
     exact: np.ndarray  # True: the phrasing must be heard as spelt (too short to be fuzzy)
@@ -195,6 +215,7 @@ def _matcher(language: str) -> _Matcher:
     return _Matcher(
         qids=tuple(q for q, _ in rows), letters=letters,
         sounds=tuple(_sound(x) for x in letters),
+        spoken=tuple(sp for q in ql.questions.values() for sp in q.spoken),
         sizes=np.array([len(p) for _, p in rows]), cutoffs=np.array(cutoffs),
         exact=np.array([len(x) <= EXACT_MAX_LETTERS for x in letters]),
         keywords=MappingProxyType({q.id: tuple((k, _sound(k)) for k in q.keywords)
@@ -239,14 +260,16 @@ def _sound(letters: str) -> str:
     return letters.translate(_SOUND_CLASSES)
 
 
-def find_questions(text: str, *, language: str) -> tuple[Asked, ...]:
+def find_questions(text: str, *, language: str, reread: Reread | None = None) -> tuple[Asked, ...]:
     """The questions in what was heard, once each, in spoken order; where two questions claim the
     same words, the better match wins.
 
     A phrasing counts when a window of the heard words is close to it in spelling or sound
     (FUZZY_MIN_SCORE), or less close (SUPPORTED_MIN_SCORE) in a sentence put as a question that
     also has one of the question's topic words ("naam", "geboren"): Whisper base turns "wat is de
-    naam van de patiënt" into "maar het is de d'arm van de patient?"."""
+    naam van de patiënt" into "maar het is de d'arm van de patient?". With `reread` (the turn's
+    audio), a question as close as that in a sentence without those signs counts when the audio
+    supports it (`_checked`): "Mani is de paschent jubogen." for "Wanneer is de patiënt geboren?"."""
     m = _matcher(language)
     heard = _heard(text, max_size=int(m.sizes.max()) + 2, question_words=m.question_words)
     if not heard.words:
@@ -267,8 +290,62 @@ def find_questions(text: str, *, language: str) -> tuple[Asked, ...]:
                                key=lambda h: (-h[0], h[2])):
         if not any(a < k[3] and k[2] < b for k in kept):
             kept.append((s, qid, a, b))
-    return tuple(Asked(qid, " ".join(heard.words[a:b]), round(s / 100, 3), a)
-                 for s, qid, a, b in sorted(kept, key=lambda h: h[2]))
+    asked = [Asked(qid, " ".join(heard.words[a:b]), round(s / 100, 3), a, size=b - a)
+             for s, qid, a, b in kept]
+    if reread is not None:
+        asked += _checked(m, heard, text, score, window, kept, reread)
+    return tuple(sorted(asked, key=lambda q: q.position))
+
+
+def _checked(m: _Matcher, heard: _Heard, text: str, score: np.ndarray, window: np.ndarray,
+             kept: list[tuple[float, str, int, int]], reread: Reread) -> list[Asked]:
+    """Questions the text matcher left out but the audio supports: per question its closest
+    phrasing (SUPPORTED_MIN_SCORE or closer) on words no question took (the questions the words
+    carry, `kept`), the closest MAX_CHECKED of
+    them scored by the recognizer as the heard text with the phrasing in place of those words
+    against the heard text itself; one counts when that costs at most CHECK_MIN_LOG_RATIO nats per
+    phrasing word, and of two on the same words the better supported wins. The phrasing is only
+    scored, never put in the recognizer's prompt."""
+    raw = text.split()
+    owner = [k for k, w in enumerate(raw) for _ in normalise(w).split()]
+    if len(owner) != len(heard.words):
+        return []  # the words did not split alike; never guess where a phrasing would go
+    best: dict[str, tuple[float, int]] = {}
+    for row in np.flatnonzero(score >= SUPPORTED_MIN_SCORE):
+        qid = m.qids[row]
+        first, end = heard.spans[window[row]]
+        if m.exact[row] or any(qid == q or (first < b and a < end) for _, q, a, b in kept):
+            continue
+        if float(score[row]) > best.get(qid, (0.0, -1))[0]:
+            best[qid] = (float(score[row]), int(row))
+    chosen = sorted(best.items(), key=lambda c: -c[1][0])[:MAX_CHECKED]
+    if not chosen:
+        return []
+    spans = [heard.spans[window[r]] for _, (_, r) in chosen]
+    texts = [_in_place(raw, owner, a, b, m.spoken[r]) for (_, (_, r)), (a, b) in zip(chosen, spans, strict=True)]
+    base, *scored = reread((" ".join(raw), *texts))
+    supported = []
+    for (qid, (s, r)), (a, b), log_prob in zip(chosen, spans, scored, strict=True):
+        per_word = (log_prob - base) / len(m.spoken[r].split())
+        if per_word >= CHECK_MIN_LOG_RATIO:
+            supported.append((per_word, qid, s, a, b))
+    out: list[Asked] = []
+    for per_word, qid, s, a, b in sorted(supported, reverse=True):
+        if not any(a < q.position + q.size and q.position < b for q in out):
+            out.append(Asked(qid, " ".join(heard.words[a:b]), round(s / 100, 3), a,
+                             audio_support=round(per_word, 2), size=b - a))
+    return out
+
+
+def _in_place(raw: list[str], owner: list[int], first: int, end: int, phrasing: str) -> str:
+    """The heard text with `phrasing` in place of normalised words first..end (whole heard words),
+    keeping the heard capital and the punctuation after them, so that only the words differ."""
+    a, b = owner[first], owner[end - 1] + 1
+    heard = " ".join(raw[a:b])
+    new = phrasing[:1].upper() + phrasing[1:] if heard[:1].isupper() else phrasing
+    trailing = re.search(r"[^\w]*$", heard)
+    new += trailing.group() if trailing else ""
+    return " ".join([*raw[:a], new, *raw[b:]])
 
 
 def _best_windows(m: _Matcher, heard: _Heard) -> tuple[np.ndarray, np.ndarray]:

@@ -208,7 +208,9 @@ class Answer(Event):
     given; absent when the scenario has none) and its `value`, `tone` (curt, plain, cooperative,
     repeated, unknown; none in calls recorded before a caller hanging up answered first),
     `placement` (after-line, before-line, instead-of-line; none as for tone), `text` (what the
-    caller says for it) and `reason` (why this answer). `t_s` is the end of the trainee's turn."""
+    caller says for it) and `reason` (why this answer). `t_s` is the end of the trainee's turn.
+    `audio_support` (nats per word of the question's phrasing): present when the words heard were
+    too garbled to carry the question and the turn's audio supported it."""
 
     question: str
     heard: str
@@ -218,6 +220,7 @@ class Answer(Event):
     reason: str
     fact: str | None = None
     value: str | None = None
+    audio_support: float | None = None
 
 
 @_event("barge-in")

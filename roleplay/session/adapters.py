@@ -4,13 +4,27 @@ these; tests replace them with arrays."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 from roleplay.analysis.pipeline import Baseline, TimingSettings, Turn, analyse_turn
 from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
+from roleplay.caller.questions import Reread
 from roleplay.caller.scenario import CallerLine
+from roleplay.speech.asr import TextScorer
+
+# audio kept either side of the turn's speech when its words are scored against it
+REREAD_MARGIN_S = 0.2
+
+
+@dataclass(frozen=True)
+class HeardTurn(Turn):
+    """A turn as the live analysis heard it, with a way back to its audio: `reread` gives the
+    recognizer's log-probability of whole texts for it, so that the caller can check a question
+    it heard too garbled to read (caller.questions.find_questions)."""
+
+    reread: Reread | None = None
 
 
 class TurnAnalyser(Protocol):
@@ -30,9 +44,19 @@ class TurnListener:
     settings: TimingSettings = field(default_factory=TimingSettings)
 
     def __call__(self, audio: Audio, *, offset_s: float, transcriber: Any = None) -> Turn | None:
-        return analyse_turn(audio=audio, speaker="trainee", language=self.language,
+        turn = analyse_turn(audio=audio, speaker="trainee", language=self.language,
                             transcriber=transcriber or self.transcriber, baseline=self.baseline,
                             offset_s=offset_s, settings=self.settings)
+        if turn is None or not turn.words or not isinstance(self.transcriber, TextScorer):
+            return turn
+        scorer, language = self.transcriber, self.language
+        speech = audio.slice_s(max(0.0, turn.start_s - offset_s - REREAD_MARGIN_S),
+                               turn.end_s - offset_s + REREAD_MARGIN_S)
+
+        def reread(texts: tuple[str, ...]) -> tuple[float, ...]:
+            return tuple(s.log_prob for s in scorer.score_texts(speech, texts, language=language))
+
+        return HeardTurn(**{f.name: getattr(turn, f.name) for f in fields(turn)}, reread=reread)
 
 
 def speak(text: str, *, voice: Any, prosody: Any, gain_db: float, cache_dir: Path | None) -> Audio:

@@ -41,6 +41,7 @@ from roleplay.caller.scenario import (
     outcome,
     react,
 )
+from roleplay.session.adapters import HeardTurn
 
 # What the caller counts as which behaviour in a trainee turn (the guide's thresholds).
 INTERRUPTION_MIN_OVERLAP_S = 0.5  # trainee speech this long over the caller's line takes over
@@ -275,15 +276,17 @@ class CallerSession:
         if self.outcome is None:
             self.state, line = next_line(self.scenario, self.state, rng=self.rng)
             if turn is not None and turn.text:
-                line, answers = self._answer(turn.text, line, t_s=end_s)
+                line, answers = self._answer(turn, line, t_s=end_s)
                 events += answers
         return Decision(events=tuple(events), behaviours=behaviours, anger=self.state.anger,
                         line=line, outcome=self.outcome)
 
-    def _answer(self, heard: str, line: CallerLine, *, t_s: float
+    def _answer(self, turn: Turn, line: CallerLine, *, t_s: float
                 ) -> tuple[CallerLine, list[CallEvent]]:
-        """The questions in the trainee's words, answered in the caller's next line."""
-        asked = find_questions(heard, language=self.language)
+        """The questions in the trainee's words (checked against the turn's audio where the
+        words alone are too garbled, when the clock kept it), answered in the caller's next line."""
+        asked = find_questions(turn.text, language=self.language,
+                               reread=turn.reread if isinstance(turn, HeardTurn) else None)
         if not asked:
             return line, []
         answers = []
@@ -298,6 +301,8 @@ class CallerSession:
             fields: dict[str, Any] = {
                 "t_s": round(t_s, 3), "question": a.question, "heard": q.heard, "tone": a.tone,
                 "placement": placement(line.situation), "text": a.text, "reason": a.reason}
+            if q.audio_support is not None:  # the words alone did not carry it
+                fields["audio_support"] = q.audio_support
             if a.fact is not None:
                 fields.update(fact=a.fact, value=a.value)
             events.append(CallEvent("answer", fields))
