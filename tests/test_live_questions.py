@@ -25,7 +25,11 @@ REPLIES = (
     # "What is your name on birth?")
     ("When were you born?", "after", 0.6),
     ("What is your address?", "after", 0.6),
-    ("Please stop swearing at me.", "after", 0.6),  # names the behaviour
+    # names the behaviour; "Please stop swearing at me." was heard in a drill as "clean top, wearing
+    # a tummy.", and the live (greedy) recognizer found the boundary in it in 19 of 24 placements of
+    # the espeak line (0.2-1.7 s of silence before it, 0/-6/-12 dB, with and without noise), this
+    # line in 24 of 24
+    ("I want you to stop swearing.", "after", 0.6),
     # announces the end; "I am going to end this call if you keep swearing." was heard in a drill
     # as "... end this trouble ...", no announcement; "if you carry on like this" comes through
     ("If you carry on like this, I will end the call.", "after", 0.6),

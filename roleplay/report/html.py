@@ -184,6 +184,13 @@ class _Page:
         return self.latest[r["id"]]["verdict"] if r["id"] in self.latest else r["verdict"]
 
 
+def _trainee_name(name: str | None, meta: dict[str, Any], lab: dict[str, str]) -> str:
+    """A demo's trainee is the simulated one, named by its style ("good", "poor") in the files."""
+    if meta.get("mode") == "demo" and f"demo_{name}" in lab:
+        return lab[f"demo_{name}"]
+    return name or "–"
+
+
 def _facts_html(data: dict[str, Any], p: _Page, meta: dict[str, Any], info: dict[str, Any] | None) -> str:
     """The summary: scenario, trainee, date, duration, outcome, anger, baseline; then any warnings."""
     e, lab, language = _esc, p.lab, p.language
@@ -191,7 +198,7 @@ def _facts_html(data: dict[str, Any], p: _Page, meta: dict[str, Any], info: dict
     b = data.get("baseline") or {}
     facts = [
         (lab["scenario"], (info or {}).get("title") or call.get("scenario") or "–"),
-        (lab["trainee"], call.get("trainee") or meta.get("trainee") or "–"),
+        (lab["trainee"], _trainee_name(call.get("trainee") or meta.get("trainee"), meta, lab)),
         (lab["date"], (meta.get("created_utc") or "–")[:16].replace("T", " ")),
         (lab["duration"], f"{fmt_num(data.get('duration_s'), 0, language)} s"),
         (lab["outcome"], p.t["outcomes"].get(call.get("outcome"), call.get("outcome") or "–")),
