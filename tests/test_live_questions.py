@@ -138,10 +138,6 @@ def test_both_questions_are_answered_with_the_scenario_facts(call) -> None:
         assert facts[question] in said, (said, a)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12 open: 21 of 23 runs passed on 2026-11-30 evening (3 on the quiet "
-                   "machine, 20 beside one busy process), after 3 of 6 that morning; the failure captured: the "
-                   "recognizer heard the boundary 'Please stop swearing at me.' over the virtual devices as "
-                   "'clean top, wearing a tummy.', so the sequence ended without a named boundary")
 def test_the_full_boundary_sequence_ends_the_call_by_the_trainee(call) -> None:
     result, events = call
     assert result.outcome == "ended-by-trainee" and not result.cut_off
