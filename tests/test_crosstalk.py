@@ -142,3 +142,28 @@ def test_tracks_too_short_for_a_leak_estimate_are_left_as_they_are():
                   "trainee": Audio(np.full(n, 0.01, dtype=np.float32), 16_000)}
         out, leaks = remove_crosstalk(tracks)
         assert leaks == () and out["trainee"] is tracks["trainee"] and out["caller"] is tracks["caller"]
+
+
+def test_double_talk_under_a_louder_leak_is_kept(tts_cache) -> None:
+    """The trainee talking over the caller at 0, -6 and -9 dB while the caller leaks at -8 or
+    -12 dB (wideband and phone band): a frame only a little louder than the predicted leak is the
+    trainee too, not the leak alone. At most 18 % of the double-talk frames may be silenced over all
+    nine: with a 4 dB level margin 143 of 698 were (20.5 %), with 2.5 dB 112 (16 %); the frames
+    still lost are where the trainee is several dB under the leak (docs/benchmarks.md).
+    CrosstalkSettings.level_margin_db."""
+    voices = {"caller": "nl-man-middle", "trainee": "nl-trainee-woman"}
+    lost = total = 0
+    for trainee_db in (0.0, -6.0, -9.0):
+        lines = [ScriptLine(who, text, voices[who], gap_s=gap, overlap_at_s=at,
+                            gain_db=trainee_db if who == "trainee" else 0.0,
+                            kind="interruption" if at is not None else "turn")
+                 for who, text, at, gap in SCRIPT]
+        tr = tracks(place_lines(lines, cache_dir=tts_cache))
+        for spec in (LeakSpec("x", 15, -8, True), LeakSpec("x", 5, -8, False), LeakSpec("x", 20, -12, True)):
+            lt = leaked_tracks(tr["caller"], tr["trainee"], spec, rate_hz=RATE_HZ)
+            both = (_energy(lt.clean_trainee) > 1e-5) & (_energy(lt.caller) > 1e-5)
+            out = remove_leak(lt.caller, lt.trainee, rate_hz=RATE_HZ).samples
+            lost += int(((_energy(out) < 1e-9) & both).sum())
+            total += int(both.sum())
+    assert total > 600
+    assert lost <= 0.18 * total, (lost, total)
