@@ -65,6 +65,10 @@ def test_questions_answered_missed_and_false_answers_are_counted(tmp_path):
     table = format_table([s], [good, poor])
     assert "| 1/2 | 1/3 |" in table  # questions answered right, false answers
     assert "false answers (a turn that asked nothing answered): 1/3" in summary([s], [good, poor])
+    # the cost of recognising questions is measured on every turn of the call (4), for the summary
+    assert len(c.question_cpu_s) == 4 and all(x >= 0 for x in c.question_cpu_s)
+    assert "recognising the questions of a turn (words only, CPU): median " in summary([s], [good, poor])
+    assert "over 8 turns" in summary([s], [good, poor])
     answered = replace(good, answered_right=2, missed=())
     assert not all_pass([s], [answered, poor])  # the false answer alone fails it
     assert all_pass([s], [replace(answered, false_answers=0), poor])

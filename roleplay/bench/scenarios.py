@@ -26,7 +26,7 @@ from rapidfuzz import fuzz
 
 from roleplay.analysis.phrases import normalise
 from roleplay.bench.machine import machine
-from roleplay.caller.questions import load_questions
+from roleplay.caller.questions import find_questions, load_questions
 from roleplay.caller.scenario import Scenario, list_scenarios
 from roleplay.recording.calldir import read_events
 
@@ -54,6 +54,7 @@ class CallCheck:
     score: float  # share of the applicable advice items passed
     duration_s: float
     wall_s: float
+    question_cpu_s: tuple[float, ...] = ()  # recognising the questions of each trainee turn (words only)
 
 
 def check_call(scenario: Scenario, style: str, seed: int, call_dir: Path, *, outcome: str,
@@ -84,6 +85,11 @@ def check_call(scenario: Scenario, style: str, seed: int, call_dir: Path, *, out
                 and a["fact"] not in questions[a["question"]].facts)
     given = [a for a in answers if a.get("value")]
     heard = sum(_fact_heard(a, events, analysis) for a in given)
+    cpu_s = []
+    for e in turns:  # the words-only path runs on every turn before the caller answers: what it costs
+        began = time.process_time()
+        find_questions(e.get("heard") or "", language=scenario.language)
+        cpu_s.append(time.process_time() - began)
     passed = sum(1 for a in advice if a.verdict == "pass")
     failed = sum(1 for a in advice if a.verdict == "fail")
     return CallCheck(
@@ -94,7 +100,7 @@ def check_call(scenario: Scenario, style: str, seed: int, call_dir: Path, *, out
         plain_turns=len(plain), false_answers=false, missed=tuple(missed),
         facts_given=len(given), facts_heard=heard,
         score=round(passed / (passed + failed), 3) if passed + failed else 0.0,
-        duration_s=duration_s, wall_s=wall_s)
+        duration_s=duration_s, wall_s=wall_s, question_cpu_s=tuple(cpu_s))
 
 
 def _full_sequence(turns: list[dict[str, Any]]) -> bool:
@@ -230,4 +236,13 @@ def summary(scenarios: Sequence[Scenario], checks: Sequence[CallCheck]) -> str:
         f"questions answered with the right fact: {sum(c.answered_right for c in checks)}/"
         f"{sum(c.asked for c in checks)} ({sum(c.wrong for c in checks)} with a wrong fact)",
         f"false answers (a turn that asked nothing answered): "
-        f"{sum(c.false_answers for c in checks)}/{sum(c.plain_turns for c in checks)}"])
+        f"{sum(c.false_answers for c in checks)}/{sum(c.plain_turns for c in checks)}",
+        _question_cpu(checks)])
+
+
+def _question_cpu(checks: Sequence[CallCheck]) -> str:
+    cpu_ms = sorted(1000 * x for c in checks for x in c.question_cpu_s)
+    if not cpu_ms:
+        return "recognising the questions of a turn: no turns"
+    return (f"recognising the questions of a turn (words only, CPU): median {statistics.median(cpu_ms):.2f} ms, "
+            f"largest {cpu_ms[-1]:.2f} ms over {len(cpu_ms)} turns")
