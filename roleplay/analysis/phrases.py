@@ -620,7 +620,7 @@ def _closest_window(pattern: Pattern, toks: _Tokens, polarity: frozenset[str], m
     return best
 
 
-def _substituted(raw: Sequence[str], a: int, b: int, phrase: str) -> tuple[str, str]:
+def substituted(raw: Sequence[str], a: int, b: int, phrase: str) -> tuple[str, str]:
     """(the heard words raw[a:b], the whole utterance with the phrase in their place), keeping the
     heard capital and the punctuation after the span, so that only the words differ."""
     heard = " ".join(raw[a:b])
@@ -654,7 +654,7 @@ def check_candidates(words: Sequence[Word], audio: Audio, *, audio_start_s: floa
     spans = [(toks.sources[c.first], toks.sources[c.end - 1] + 1) for c in candidates]
     if audio.duration_s <= _MAX_SCORED_S:
         # one encoder pass for the whole turn: the heard text, then each substitution
-        subs = [_substituted(toks.raw, a, b, spoken_form(c.pattern, book))
+        subs = [substituted(toks.raw, a, b, spoken_form(c.pattern, book))
                 for c, (a, b) in zip(candidates, spans, strict=True)]
         scores = scorer.score_texts(audio, (" ".join(toks.raw), *(t for _, t in subs)), language=language)
         ratios = [(s.log_prob - scores[0].log_prob) for s in scores[1:]]
@@ -665,7 +665,7 @@ def check_candidates(words: Sequence[Word], audio: Audio, *, audio_start_s: floa
             lo = min(k for k in range(a + 1) if items[k][1] >= t0)
             hi = max(k for k in range(b, len(items) + 1) if k == b or items[k - 1][2] <= t1)
             raw = toks.raw[lo:hi]
-            heard, text = _substituted(raw, a - lo, b - lo, spoken_form(c.pattern, book))
+            heard, text = substituted(raw, a - lo, b - lo, spoken_form(c.pattern, book))
             start_s = max(items[lo][1] - 0.2, audio_start_s)  # a little air before the first word
             clip = audio.slice_s(start_s - audio_start_s, items[hi - 1][2] + 0.2 - audio_start_s)
             base, subst = scorer.score_texts(clip, (" ".join(raw), text), language=language)

@@ -27,7 +27,7 @@ from types import MappingProxyType
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from roleplay.analysis.phrases import normalise
+from roleplay.analysis.phrases import normalise, substituted
 from roleplay.caller.scenario import FACT_IDS, Scenario
 from roleplay.core.errors import InputError
 from roleplay.core.files import language_file, read_yaml
@@ -322,7 +322,9 @@ def _checked(m: _Matcher, heard: _Heard, text: str, score: np.ndarray, window: n
     if not chosen:
         return []
     spans = [heard.spans[window[r]] for _, (_, r) in chosen]
-    texts = [_in_place(raw, owner, a, b, m.spoken[r]) for (_, (_, r)), (a, b) in zip(chosen, spans, strict=True)]
+    # whole heard words: the ones the normalised window's first and last words came from
+    texts = [substituted(raw, owner[a], owner[b - 1] + 1, m.spoken[r])[1]
+             for (_, (_, r)), (a, b) in zip(chosen, spans, strict=True)]
     base, *scored = reread((" ".join(raw), *texts))
     supported = []
     for (qid, (s, r)), (a, b), log_prob in zip(chosen, spans, scored, strict=True):
@@ -335,17 +337,6 @@ def _checked(m: _Matcher, heard: _Heard, text: str, score: np.ndarray, window: n
             out.append(Asked(qid, " ".join(heard.words[a:b]), round(s / 100, 3), a,
                              audio_support=round(per_word, 2), size=b - a))
     return out
-
-
-def _in_place(raw: list[str], owner: list[int], first: int, end: int, phrasing: str) -> str:
-    """The heard text with `phrasing` in place of normalised words first..end (whole heard words),
-    keeping the heard capital and the punctuation after them, so that only the words differ."""
-    a, b = owner[first], owner[end - 1] + 1
-    heard = " ".join(raw[a:b])
-    new = phrasing[:1].upper() + phrasing[1:] if heard[:1].isupper() else phrasing
-    trailing = re.search(r"[^\w]*$", heard)
-    new += trailing.group() if trailing else ""
-    return " ".join([*raw[:a], new, *raw[b:]])
 
 
 def _best_windows(m: _Matcher, heard: _Heard) -> tuple[np.ndarray, np.ndarray]:
