@@ -71,6 +71,33 @@ def test_a_repetition_loop_is_decoded_again_not_dropped(transcriber):
     assert len(loop[0]["tokens"]) <= 16 + 10 * audio.duration_s
 
 
+@pytest.mark.model
+def test_a_greedy_silence_on_speech_is_decoded_again_with_the_beam(transcriber):
+    """The trainee's greeting as a live drill recorded it (espeak `nl` through the virtual
+    devices, the loudspeaker leaking in). The drill's greedy decode scores -1.27 nats per token
+    at no-speech probability 0.61, so the no-speech guard dropped the whole turn and the caller
+    answered as if nothing had been said. A greedy "silence" on a clip our VAD chose as speech
+    is decoded again with the beam, which the guard keeps."""
+    import dataclasses
+    from pathlib import Path
+
+    from roleplay.audio.clip import load_audio
+    from roleplay.session.live import _live_transcriber
+
+    audio = load_audio(Path(__file__).parent / "data" / "greeting-greedy-silent-nl.flac")
+    segments = speech_segments(audio)
+    live = _live_transcriber(transcriber)
+    assert live.settings.beam_size == 1 and live.settings.silence_beam_size > 1
+
+    def heard(asr) -> str:
+        return " ".join(w.text for w in asr.transcribe(audio, segments, language="nl")).lower()
+
+    before = type(live)(live.model_path, settings=dataclasses.replace(live.settings, silence_beam_size=0))
+    assert heard(before) == ""
+    text = heard(live)
+    assert "spreekt" in text and "post" in text, text
+
+
 @pytest.mark.parametrize(("text", "looped"), [
     ("Kijk, klik, klik, klik, klik, klik, klik.", True),  # Whisper base for "Hier heb ik niks aan"
     ("ja ja ja ja ja", True),

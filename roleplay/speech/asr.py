@@ -82,6 +82,12 @@ class AsrSettings:
     # repetition penalty: deterministic, and it broke the loops we saw ("Ik stuur nu een dokter")
     retry_beam_size: int = 5
     retry_repetition_penalty: float = 1.2
+    # A narrower decode than this beam (greedy, live) that the no-speech guard would drop is
+    # decoded again with it, and the guard then judges that result: our VAD chose the clip as
+    # speech, and greedy decoding falls under the guard where the beam does not (a live greeting
+    # on espeak Dutch: greedy -1.27 nats per token at no-speech 0.61, a whole turn lost; the
+    # beam heard it). 0: not redone.
+    silence_beam_size: int = 5
     # generation stops at this many tokens per second of clip (plus 16): speech stays under it
     # (fast Dutch is about 6), and a loop costs a few dozen tokens instead of Whisper's 224
     max_tokens_per_s: float = 10.0
@@ -382,6 +388,10 @@ class FasterWhisperTranscriber:
             return decoded
 
         best = run(list(range(n)), 0.0)
+        silent = [i for i in range(n) if s.beam_size < s.silence_beam_size and self._silent(best[i])]
+        if silent:
+            for i, d in zip(silent, run(silent, 0.0, s.silence_beam_size), strict=True):
+                best[i] = d  # the guard judges the beam's result
         pending = [i for i in range(n) if self._failed(best[i], tokenizer)]
         tried: dict[int, list[_Decoded]] = {i: [best[i]] for i in pending}
         if pending and s.retry_beam_size > 0:
@@ -403,12 +413,17 @@ class FasterWhisperTranscriber:
                 best[i] = results[-1]
         return best
 
-    def _failed(self, decoded: _Decoded, tokenizer: Any) -> bool:
-        tokens, avg_logprob, no_speech_prob = decoded
+    def _silent(self, decoded: _Decoded) -> bool:
+        """What the no-speech guard of `_guarded_words` drops."""
+        _tokens, avg_logprob, no_speech_prob = decoded
         s = self.settings
-        if no_speech_prob > s.max_no_speech_prob and avg_logprob < s.min_avg_logprob:
-            return False  # silence
-        return self._looped(tokenizer.decode(tokens).strip()) or avg_logprob < s.min_avg_logprob
+        return no_speech_prob > s.max_no_speech_prob and avg_logprob < s.min_avg_logprob
+
+    def _failed(self, decoded: _Decoded, tokenizer: Any) -> bool:
+        if self._silent(decoded):
+            return False
+        tokens, avg_logprob, _no_speech_prob = decoded
+        return self._looped(tokenizer.decode(tokens).strip()) or avg_logprob < self.settings.min_avg_logprob
 
     def _looped(self, text: str) -> bool:
         return get_compression_ratio(text) > self.settings.max_compression_ratio or is_loop(text)
