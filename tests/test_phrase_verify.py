@@ -210,3 +210,43 @@ def test_the_phrase_check_reuses_the_encoder_output_of_the_transcribed_clips(tra
         assert [s.log_prob for s in a] == pytest.approx([s.log_prob for s in b], abs=0.5)
         assert a[0].log_prob > a[1].log_prob  # the heard text fits better than another line
 
+
+
+NEURAL_PLANTED = {  # lines of the set in Kokoro voices whose transcripts the text matcher misses (2026-12-01)
+    "Goed, de dokter belt u.": "concrete-offer",  # heard "Goed de doctor Belty."
+    "Meneer, de dokter belt u terug.": "concrete-offer",  # "Meneer de Dr. Belty Teraag."
+    "Mevrouw, ik ga dit gesprek beëindigen.": "end-announcement",  # "... ik goudit gesprek Balendigan."
+    "Ik hang op, meneer.": "end-announcement",  # "Elik hang op de manier."
+    "Meneer, ik verbind u door.": "transfer",  # "Meneer ik verbente door."
+    "Luistert u even: dat mag niet.": "negative",  # "leuistert je even dat mach niet."
+}
+
+
+@pytest.mark.slow
+def test_neural_dutch_phrases_are_found_by_the_audio_check_and_none_invented(transcriber, tts_cache):
+    """The same check on Dutch that Whisper base hears about as well as a person (Kokoro voices:
+    word error rate 26-27 % against 56-67 % for espeak-ng), through the whole-call analysis."""
+    from roleplay.analysis.pipeline import analyse_audio
+    from roleplay.bench.accuracy import _turn_at, phrase_lines
+    from roleplay.recording.scripted import ScriptLine, place_lines, tracks
+    from roleplay.speech import kokoro
+
+    if kokoro.unavailable("im_nicola") or kokoro.unavailable("if_sara"):
+        pytest.skip("Kokoro not installed (bash scripts/setup.sh)")
+    by_text = {x.text: x for x in phrase_lines(voice_key="neural_voices")}
+    chosen = [by_text[t] for t in (*NEURAL_PLANTED, *NEUTRAL[:2])]
+    assert {x.voice for x in chosen} == {"nl-kokoro-woman", "nl-kokoro-man"}
+    placed = place_lines([ScriptLine("trainee", x.text, x.voice, rate_wpm=x.rate_wpm, gap_s=1.9) for x in chosen],
+                         cache_dir=tts_cache)
+    track = Audio(tracks(placed)["trainee"], ANALYSIS_RATE_HZ)
+    analysis = analyse_audio(caller=None, trainee=track, language="nl", transcriber=transcriber)
+    found, text_only = {}, {}
+    for x, p in zip(chosen, placed, strict=True):
+        turn = _turn_at(analysis, p)
+        assert turn is not None, x.text
+        found[x.text] = {ph.category for ph in turn.phrases}
+        text_only[x.text] = {h.category for h in find_phrases(turn.text, language="nl")}
+    hits = [t for t, cat in NEURAL_PLANTED.items() if cat in found[t]]
+    assert sum(cat in text_only[t] for t, cat in NEURAL_PLANTED.items()) <= 1, text_only
+    assert len(hits) >= 5, found  # 6 of 6 in the bench run of 2026-12-01
+    assert all(not found[t] for t in NEUTRAL[:2]), found

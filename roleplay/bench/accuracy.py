@@ -468,8 +468,9 @@ class PhraseResult:
     ratios: tuple[tuple[str, float, float], ...]
 
 
-def phrase_lines(path: Path = SET_PATH) -> tuple[PhraseLine, ...]:
-    """The generated phrase lines of the set's `phrase_set` (see the comment there)."""
+def phrase_lines(path: Path = SET_PATH, *, voice_key: str = "voices") -> tuple[PhraseLine, ...]:
+    """The generated phrase lines of the set's `phrase_set` (see the comment there), spoken by
+    the voices under `voice_key` ("neural_voices": only the languages it names)."""
     import yaml
 
     from roleplay.analysis.phrases import CATEGORIES, find_phrases, load_phrasebook, spoken_form
@@ -478,7 +479,9 @@ def phrase_lines(path: Path = SET_PATH) -> tuple[PhraseLine, ...]:
     rates = [float(r) for r in spec["rates_wpm"]]
     out: list[PhraseLine] = []
     for language, n in spec["per_category"].items():
-        book, carriers, voices = load_phrasebook(language), spec["carriers"][language], spec["voices"][language]
+        if language not in spec[voice_key]:
+            continue
+        book, carriers, voices = load_phrasebook(language), spec["carriers"][language], spec[voice_key][language]
 
         def line(text: str, planted: str | None, i: int, *, _lang: str = language, _voices: list[str] = voices
                  ) -> PhraseLine:
@@ -609,15 +612,44 @@ def score_phrase_set(*, transcriber: Any, cache_dir: Path, verbose: bool = True)
     print(f"\n== phrase lines: {len(lines)} "
           f"({', '.join(f'{lang}: {sum(x.language == lang for x in lines)}' for lang in ('nl', 'en'))})")
     results = run_phrase_lines(lines, transcriber=transcriber, cache_dir=cache_dir)
-    for r in results if verbose else ():
-        miss, extra = sorted(r.line.truth - r.found), sorted(r.found - r.line.truth)
-        print(f"  {r.line.split:5s} {r.line.language} {','.join(sorted(r.line.truth)) or '-':32s} "
-              f"{'missed:' + ','.join(miss) if miss else ''}{' extra:' + ','.join(extra) if extra else ''}"
-              f"  {r.line.text!r} heard {r.heard!r}")
+    if verbose:
+        _print_phrase_lines(results)
     train = tuple(r for r in results if r.line.split == "train")
     closeness, ratio, f1 = best_threshold(train)
     print(f"\n  thresholds: shipped closeness >= {CANDIDATE_MIN_CLOSENESS:.2f} (the closest {MAX_CANDIDATES_PER_TURN} "
           f"per turn) and audio support >= {MIN_LOG_RATIO_PER_TOKEN:+.2f} nats per phrase word; the training split's "
           f"best: {closeness:.2f} and {ratio:+.2f} (micro F1 {f1:.2f})")
     print_phrase_table(train, title="training split")
-    return print_phrase_table(tuple(r for r in results if r.line.split == "test"), title="test split (the figures)")
+    figures = print_phrase_table(tuple(r for r in results if r.line.split == "test"), title="test split (the figures)")
+    figures.update(_score_neural_phrase_lines(transcriber=transcriber, cache_dir=cache_dir, verbose=verbose))
+    return figures
+
+
+def _score_neural_phrase_lines(*, transcriber: Any, cache_dir: Path, verbose: bool) -> dict[str, str]:
+    """The same lines spoken by the neural voices (Kokoro), all held out; skipped, and said so,
+    where a voice cannot speak (it would fall back to espeak-ng and measure that again)."""
+    from roleplay.speech.kokoro import unavailable
+    from roleplay.speech.voice import load_voice
+
+    lines = phrase_lines(voice_key="neural_voices")
+    missing = sorted({why for x in lines for voice in [load_voice(x.voice)] if voice.engine == "kokoro"
+                      for why in [unavailable(voice.kokoro_voice or "")] if why})
+    if missing:
+        print(f"\n(phrase lines in neural voices skipped: {'; '.join(missing)})")
+        return {}
+    print(f"\n== phrase lines in neural voices: {len(lines)} "
+          f"({', '.join(sorted({x.voice for x in lines}))}; no threshold chosen on them)")
+    results = run_phrase_lines(lines, transcriber=transcriber, cache_dir=cache_dir)
+    if verbose:
+        _print_phrase_lines(results, only_wrong=True)
+    figures = print_phrase_table(results, title="neural voices, all lines (held out)")
+    return {f"neural_{key}": value for key, value in figures.items()}
+
+
+def _print_phrase_lines(results: tuple[PhraseResult, ...], *, only_wrong: bool = False) -> None:
+    for r in results:
+        miss, extra = sorted(r.line.truth - r.found), sorted(r.found - r.line.truth)
+        if miss or extra or not only_wrong:
+            print(f"  {r.line.split:5s} {r.line.language} {','.join(sorted(r.line.truth)) or '-':32s} "
+                  f"{'missed:' + ','.join(miss) if miss else ''}{' extra:' + ','.join(extra) if extra else ''}"
+                  f"  {r.line.text!r} heard {r.heard!r}")
