@@ -17,7 +17,9 @@ a short FIR filter of the source track around the delay where the two tracks cor
 it does not bias the fit; only its variance). Then, per 20 ms frame:
 
 - the filtered source (the predicted leak) is subtracted: an echo canceller with a known reference
-  (`method="cancel"`), whose residue is what the target party said;
+  (`method="cancel"`), whose residue is what the target party said; where a filter fitted on a
+  quarter of a second alone is confident and leaves less, its prediction is subtracted instead
+  (module-loopback's resampler moves the path by fractions of a sample within a second);
 - a frame whose energy the predicted leak explains (it takes away `explained_db` or more, or the
   frame is at most `level_margin_db` louder than the predicted leak) is the leak alone and is set
   to silence, unless the target party was clearly heard just before (`hold_s`,
@@ -71,6 +73,12 @@ class CrosstalkSettings:
     stretch_move_score: float = 0.4  # the path moves to a distant peak this strong even when its old
     # delay is searched too
     block_s: float = 1.0  # the leak path drifts (module-loopback's resampler, output underflows)
+    # The path also drifts within a block (module-loopback's resampler: a block's filter left 7 dB
+    # of cancellation in live drills). Filters fitted on blocks this short (0: none) subtract
+    # better there; they only refine the subtraction where they are confident, never decide which
+    # frames are the leak alone: fitted on a short stretch of double talk they take the other
+    # voice for leak (docs/benchmarks.md).
+    refine_block_s: float = 0.25
     taps_before: int = 8  # FIR taps either side of the correlation peak: fractional delay, band limits
     taps_after: int = 40
     frame_s: float = 0.02
@@ -343,6 +351,10 @@ def remove_leak(source: np.ndarray, target: np.ndarray, *, rate_hz: int,
     per_block = _block_fits(source, target, frame=frame, block=block, stretches=stretches, rate_hz=rate_hz,
                             settings=settings)
     confident = [f for fits in per_block for f in fits if f.confident]
+    short = int(settings.refine_block_s * rate_hz) // frame * frame
+    refined = [f for fits in (_block_fits(source, target, frame=frame, block=short, stretches=stretches,
+                                          rate_hz=rate_hz, settings=settings) if confident and short else ())
+               for f in fits if f.confident]
     out = target.astype(np.float32, copy=True)
     leak_frames = np.zeros(len(target) // frame, dtype=bool)
     blocks: list[_BlockOut] = []
@@ -350,7 +362,8 @@ def remove_leak(source: np.ndarray, target: np.ndarray, *, rate_hz: int,
     for fits in per_block if confident else ():
         s, e = fits[0].start, fits[0].end
         cands = _candidates(fits, confident, settings.search_s * rate_hz)
-        block_out = _clean_block(source, target, s, e, cands, measured=any(f.confident for f in fits),
+        finer = [f for f in refined if f.start < e and f.end > s]
+        block_out = _clean_block(source, target, s, e, cands, finer, measured=any(f.confident for f in fits),
                                  frame=frame, settings=settings) if cands else None
         if block_out is None:
             continue
@@ -388,8 +401,8 @@ class _BlockOut:
     measures: bool  # and the block's own fit is confident: its delay and level are the leak's
 
 
-def _clean_block(source: np.ndarray, target: np.ndarray, s: int, e: int, cands: list[_Fit], *, measured: bool,
-                 frame: int, settings: CrosstalkSettings) -> _BlockOut | None:
+def _clean_block(source: np.ndarray, target: np.ndarray, s: int, e: int, cands: list[_Fit], finer: list[_Fit],
+                 *, measured: bool, frame: int, settings: CrosstalkSettings) -> _BlockOut | None:
     """target[s:e] with the predicted leak subtracted (method "cancel") and the frames it explains
     set to silence; None when the source is silent there. `measured`: a fit of the block's own is
     confident."""
@@ -416,14 +429,23 @@ def _clean_block(source: np.ndarray, target: np.ndarray, s: int, e: int, cands: 
     else:
         alone = active & (10 * np.log10((ey + 1e-20) / (ep + 1e-20)) <= settings.margin_db)
     cleaned = y - pred if cancels else y.copy()
+    for f in finer if cancels else ():
+        # a confident short fit subtracts where it leaves less than the block's filters
+        a, b = max(f.start, s) - s, min(f.end, e) - s  # a short block may straddle two long ones
+        better = _predict(source, s + a, s + b, f.first_tap, f.h)
+        rest = y[a:b] - better
+        n = (b - a) // frame * frame
+        less = np.repeat(_frame_energy(rest, frame) < _frame_energy(cleaned[a:b], frame), frame)[:n]
+        cleaned[a:a + n][less] = rest[:n][less]
     # clearly the target party: louder than the leak and well above the track's noise floor
     voiced = active & ~alone & (er > ep) & (er > 4.0 * np.percentile(er, 10))
     alone = _held(alone, voiced, int(settings.hold_s / settings.frame_s))
+    left = _frame_energy(cleaned, frame)  # what the subtraction left, for the ERLE
     cleaned = cleaned.reshape(-1, frame)
     cleaned[alone] = 0.0
     return _BlockOut(cleaned.reshape(-1).astype(np.float32), alone, use.peak, float(np.sum(pred**2)),
                      float(np.sum(_segment(source, s - use.peak, e - use.peak) ** 2)),
-                     float(np.sum(ey[alone])), float(np.sum(er[alone])), cancels, cancels and measured)
+                     float(np.sum(ey[alone])), float(np.sum(left[alone])), cancels, cancels and measured)
 
 
 def _candidates(fits: list[_Fit], confident: list[_Fit], slack: float) -> list[_Fit]:

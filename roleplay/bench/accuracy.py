@@ -626,14 +626,12 @@ def score_phrase_set(*, transcriber: Any, cache_dir: Path, verbose: bool = True)
 
 
 def _score_neural_phrase_lines(*, transcriber: Any, cache_dir: Path, verbose: bool) -> dict[str, str]:
-    """The same lines spoken by the neural voices (Kokoro), all held out; skipped, and said so,
-    where a voice cannot speak (it would fall back to espeak-ng and measure that again)."""
-    from roleplay.speech.kokoro import unavailable
-    from roleplay.speech.voice import load_voice
+    """The same lines spoken by the neural voices (Kokoro, Piper), all held out; skipped, and said
+    so, where a voice cannot speak (it would fall back to espeak-ng and measure that again)."""
+    from roleplay.speech.voice import engine_missing, load_voice
 
     lines = phrase_lines(voice_key="neural_voices")
-    missing = sorted({why for x in lines for voice in [load_voice(x.voice)] if voice.engine == "kokoro"
-                      for why in [unavailable(voice.kokoro_voice or "")] if why})
+    missing = sorted({why for voice in {x.voice for x in lines} for why in [engine_missing(load_voice(voice))] if why})
     if missing:
         print(f"\n(phrase lines in neural voices skipped: {'; '.join(missing)})")
         return {}

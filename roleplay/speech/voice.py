@@ -676,13 +676,26 @@ def resolve_piper_model(spec: str) -> tuple[Path | None, str]:
 _warned: set[str] = set()
 
 
-def synthesizer_for(profile: VoiceProfile, *, timeout_s: float = DEFAULT_TIMEOUT_S
-                    ) -> tuple[Synthesizer, str]:
-    """The synthesizer a profile gets and a key naming what actually speaks (for the cache)."""
+def engine_missing(profile: VoiceProfile) -> str:
+    """Why the profile's own engine cannot speak here ("" when it can; espeak-ng always can)."""
     if profile.engine == "kokoro" and profile.kokoro_voice is not None:
         from roleplay.speech.kokoro import unavailable
 
-        missing = unavailable(profile.kokoro_voice)
+        return unavailable(profile.kokoro_voice)
+    if profile.engine == "piper":
+        if importlib.util.find_spec("piper") is None:
+            return "the package piper-tts is not installed"
+        if profile.piper_model is None:
+            return "the profile sets no piper_model"
+        return resolve_piper_model(profile.piper_model)[1]
+    return ""
+
+
+def synthesizer_for(profile: VoiceProfile, *, timeout_s: float = DEFAULT_TIMEOUT_S
+                    ) -> tuple[Synthesizer, str]:
+    """The synthesizer a profile gets and a key naming what actually speaks (for the cache)."""
+    missing = engine_missing(profile)
+    if profile.engine == "kokoro" and profile.kokoro_voice is not None:
         if not missing:
             return (KokoroSynthesizer(profile.kokoro_voice, profile.language,
                                       base_pitch=profile.base.pitch),
@@ -690,14 +703,7 @@ def synthesizer_for(profile: VoiceProfile, *, timeout_s: float = DEFAULT_TIMEOUT
         _warn_once(f"voice {profile.id}: Kokoro unavailable ({missing}); "
                    f"falling back to espeak-ng voice {profile.engine_voice}")
     if profile.engine == "piper":
-        missing = ""
-        model = None
-        if importlib.util.find_spec("piper") is None:
-            missing = "the package piper-tts is not installed"
-        elif profile.piper_model is None:
-            missing = "the profile sets no piper_model"
-        else:
-            model, missing = resolve_piper_model(profile.piper_model)
+        model = resolve_piper_model(profile.piper_model)[0] if profile.piper_model and not missing else None
         if model is not None:
             # the base pitch is in the key: the shift is measured from it
             return (PiperSynthesizer(model, base_pitch=profile.base.pitch),
