@@ -72,3 +72,20 @@ def test_greeting_with_dropped_words_gets_its_rate_from_the_acoustic_count(trans
     assert turn.articulation_rate_syll_s is not None
     # 1.03 syll/s (-75 %) before; within the issue's 20 % now
     assert abs(turn.articulation_rate_syll_s / truth.articulation_rate_syll_s - 1) < 0.20
+
+
+@pytest.mark.model
+def test_words_kept_over_the_no_speech_guard_are_heard_but_not_counted(transcriber):
+    """A drill's greeting that Whisper's no-speech guard would drop (greedy and beam alike at
+    no-speech 0.604): our VAD is sure of seconds of speech, so its words are in the turn's text
+    (the greeting is found), but marked `unsure`, and the rate rests on the acoustic count as it
+    did when the guard dropped them."""
+    from roleplay.analysis.phrases import find_phrases
+
+    audio = load_audio(DATA / "greeting-beam-silent-nl.flac")
+    turn = analyse_turn(audio=audio, speaker="trainee", language="nl", transcriber=transcriber)
+    assert turn is not None and turn.words and all(w.unsure for w in turn.words)
+    assert "greeting" in {h.category for h in find_phrases(turn.text, language="nl")}, turn.text
+    assert turn.syllables_transcript == 0 and turn.syllable_source == "acoustic"
+    # "Huisartsenpost, goedenavond, u spreekt met Anna." is 14 syllables
+    assert turn.syllables == pytest.approx(14, abs=3)

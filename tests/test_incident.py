@@ -519,10 +519,6 @@ NL_CALL = [
 
 
 @pytest.mark.model
-@pytest.mark.xfail(strict=False, reason="issue 11 open: Whisper's no-speech guard (asr.py: no-speech probability "
-                   "0.662 > 0.6 with mean log-probability -1.109 < -1.0) drops the angriest caller line, so the "
-                   "three caller lines come out as two turns; with the guard off the test passes, but that made "
-                   "rates worse and phrases no better on the training split (docs/benchmarks.md)")
 def test_a_dutch_stereo_recording_becomes_a_draft(tmp_path, tts_cache, capsys):
     from roleplay.recording.scripted import ScriptLine, place_lines, tracks
 

@@ -207,15 +207,12 @@ def _outside(items: list, spoken: list) -> list:
     return [t for t in items if not any(min(t[1], b + 0.3) - max(t[0], a - 0.3) > 0 for a, b in spoken)]
 
 
-@pytest.mark.xfail(strict=False, reason="issue 11 open: under overload (load 18-25 on 2 cores) the drill "
-                   "itself breaks (lag measurement failed, recognition 3-6 s per reply, the microphone stream cut "
-                   "off) and the echo in the microphone track matches the caller track at no delay up to 20 s "
-                   "(normalised correlation 0.1-0.37 per line), so no leak is found; 2 of 7 runs under load passed. "
-                   "Echo paths that move by seconds are followed now (test_crosstalk_drift); docs/benchmarks.md")
 def test_post_call_analysis_keeps_the_leaking_caller_out_of_the_trainee(call) -> None:
     """Issue 11: the loudspeaker leaks into the microphone at -12 dB. The analysis afterwards has
     no trainee turn where the trainee was silent, says that it removed a leak, and every
-    interruption by the caller is one of its barge-ins."""
+    interruption by the caller is one of its barge-ins. (xfail until 2026-12-01: 3 of 5 quiet runs
+    passed this and the next test; 9 of 9 since the canceller follows a path drifting within a
+    second. Under overload, load 18-25 on 2 cores, the drill itself breaks: docs/benchmarks.md)"""
     spoken, data, _ = _spoken_and_analysed(call)
     turns = [(t["start_s"], t["end_s"], t["text"]) for t in data["turns"] if t["speaker"] == "trainee"]
     print(f"trainee spoke {[(round(a, 2), round(b, 2)) for a, b in spoken]}; analysed turns {turns}")
@@ -226,8 +223,6 @@ def test_post_call_analysis_keeps_the_leaking_caller_out_of_the_trainee(call) ->
     assert all(any(abs(t - b) < 1.0 for b in barge_ins) for t in by_caller), (by_caller, barge_ins)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 11 open: as above (0 of 7 runs under load passed: 0.1-0.3 s "
-                   "phantom backchannels where the echo matched no delay, the cut-in missed in a broken drill)")
 def test_post_call_analysis_has_no_leaked_backchannel_and_the_cut_in_in_place(call) -> None:
     """Issue 11: no trainee backchannel where the trainee was silent (a 0.25 s one was left where the
     echo moved by 118 ms mid-line), and the trainee's cut-in is the one trainee interruption, on time."""

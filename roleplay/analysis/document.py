@@ -56,6 +56,7 @@ def _turn_dict(t: Turn) -> dict[str, Any]:
                 "start_s": round(w.start_s, 3),
                 "end_s": round(w.end_s, 3),
                 "probability": round(w.probability, 3),
+                **({"unsure": True} if w.unsure else {}),
             }
             for w in t.words
         ],

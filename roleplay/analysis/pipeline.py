@@ -429,11 +429,14 @@ def _make_turn(index: int, group: list[_Segment], audio: Audio, language: str,
     text = " ".join(w.text for w in words).strip()
     chunk = audio.slice_s(start_s, end_s)
     m = _measure(chunk, pitch=settings.measure_pitch)
-    n_text = count_syllables(text, language=language) if text else 0
+    # words kept over the recognizer's no-speech guard are heard, not counted
+    counted = tuple(w for w in words if not w.unsure)
+    counted_text = " ".join(w.text for w in counted).strip()
+    n_text = count_syllables(counted_text, language=language) if counted_text else 0
     duration = end_s - start_s
     speaking = max(duration - m.pause_total_s, 1e-3)
-    coverage = _word_coverage(words, start_s, end_s, duration - m.pause_total_s, language, settings)
-    choice = _choose_syllables(words, n_text, m.syllables_acoustic, coverage, speaking, settings,
+    coverage = _word_coverage(counted, start_s, end_s, duration - m.pause_total_s, language, settings)
+    choice = _choose_syllables(counted, n_text, m.syllables_acoustic, coverage, speaking, settings,
                                language=language)
     syllables = choice.count
     rated = bool(syllables) and choice.excluded is None

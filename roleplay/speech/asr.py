@@ -23,7 +23,7 @@ import numpy as np
 
 from roleplay.audio.clip import ANALYSIS_RATE_HZ, Audio
 from roleplay.core.errors import RoleplayError
-from roleplay.speech.vad import SpeechSegment
+from roleplay.speech.vad import FRAME_S, SpeechSegment, speech_probabilities
 
 LANGUAGES = ("nl", "en")
 _MAX_CLIP_S = 28.0  # Whisper sees 30 s at a time
@@ -51,6 +51,9 @@ class Word:
     start_s: float
     end_s: float
     probability: float
+    # kept over Whisper's no-speech guard (AsrSettings.sure_speech_s): said, but the recognizer
+    # doubted there was speech, so the rates do not count these words
+    unsure: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,12 @@ class AsrSettings:
     # on espeak Dutch: greedy -1.27 nats per token at no-speech 0.61, a whole turn lost; the
     # beam heard it). 0: not redone.
     silence_beam_size: int = 5
+    # Whisper's no-speech guard guesses from the first token; on espeak Dutch and shouting it
+    # dropped real speech (a drill's greeting at no-speech 0.604 and -1.016 nats per token; the
+    # angriest line of an incident recording; 7 Dutch phrase lines). A clip with at least this
+    # much audio our VAD is sure of (frames over 0.5) keeps its words, marked `unsure` (the
+    # rates do not count them: the acoustic count stands, as before). 0: the guard alone decides.
+    sure_speech_s: float = 1.0
     # generation stops at this many tokens per second of clip (plus 16): speech stays under it
     # (fast Dutch is about 6), and a loop costs a few dozen tokens instead of Whisper's 224
     max_tokens_per_s: float = 10.0
@@ -201,7 +210,7 @@ class FasterWhisperTranscriber:
             segs = self._decode_full_window(audio, spans, language)
         else:
             segs = self._decode_bucketed(audio, spans, language)
-        return self._guarded_words(segs)
+        return self._guarded_words(segs, audio)
 
     def score_texts(self, audio: Audio, texts: tuple[str, ...], *, language: str) -> tuple[TextScore, ...]:
         """Each text's token log-probabilities given the whole audio (one encoder pass, then
@@ -260,14 +269,15 @@ class FasterWhisperTranscriber:
                                                                                             strict=True))]
         del self._kept[:-limit]
 
-    def _guarded_words(self, segs: Iterable[Any]) -> tuple[Word, ...]:
-        """Words of decoded segments (objects or dicts with text, no_speech_prob, avg_logprob,
-        compression_ratio, words) that pass the hallucination guards."""
+    def _guarded_words(self, segs: Iterable[Any], audio: Audio) -> tuple[Word, ...]:
+        """Words of decoded segments (objects or dicts with start, end, text, no_speech_prob,
+        avg_logprob, compression_ratio, words) that pass the hallucination guards."""
         s = self.settings
         words: list[Word] = []
         for seg in segs:
             get: Callable[[str], Any] = seg.get if isinstance(seg, dict) else partial(getattr, seg)
-            if get("no_speech_prob") > s.max_no_speech_prob and get("avg_logprob") < s.min_avg_logprob:
+            unsure = get("no_speech_prob") > s.max_no_speech_prob and get("avg_logprob") < s.min_avg_logprob
+            if unsure and not _sure_speech(audio.slice_s(get("start"), get("end")), s.sure_speech_s):
                 continue
             if (get("compression_ratio") > s.max_compression_ratio or is_hallucination(get("text"))
                     or is_loop(get("text"))):
@@ -276,7 +286,7 @@ class FasterWhisperTranscriber:
                 text, start, end, prob = ((w["word"], w["start"], w["end"], w["probability"])
                                           if isinstance(w, dict) else (w.word, w.start, w.end, w.probability))
                 if text.strip():
-                    words.append(Word(text.strip(), float(start), float(end), float(prob)))
+                    words.append(Word(text.strip(), float(start), float(end), float(prob), unsure))
         return tuple(words)
 
     def _decode_full_window(self, audio: Audio, spans: list[tuple[float, float]], language: str) -> list[Any]:
@@ -432,6 +442,14 @@ class FasterWhisperTranscriber:
 _PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 _APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 _WINDOW_S = 30
+
+
+def _sure_speech(clip: Audio, min_s: float) -> bool:
+    """At least `min_s` of the clip is speech to our VAD (frames over 0.5): short phantoms (a leak's
+    residue, a click) reach 0.2 s, a spoken line seconds."""
+    if min_s <= 0:
+        return False
+    return float((speech_probabilities(clip) > 0.5).sum()) * FRAME_S >= min_s
 
 
 def get_compression_ratio(text: str) -> float:
