@@ -157,14 +157,13 @@ NEUTRAL = ("Hoe oud is uw zoontje?", "Is hij vandaag nog gevallen?",
            "De bakker op de hoek verkoopt elke ochtend vers brood.")
 
 
-def test_real_espeak_dutch_phrases_are_found_by_the_audio_check_and_none_invented(transcriber, tts_cache):
-    """Real espeak-ng Dutch and the real model, through the whole-call analysis."""
+def _phrases_through_the_pipeline(chosen, transcriber, tts_cache) -> tuple[dict, dict]:
+    """The phrase-set lines `chosen` spoken as one Dutch trainee track and analysed whole: per
+    line's text, the categories found (with the audio check) and those the text alone gives."""
     from roleplay.analysis.pipeline import analyse_audio
-    from roleplay.bench.accuracy import _turn_at, phrase_lines
+    from roleplay.bench.accuracy import _turn_at
     from roleplay.recording.scripted import ScriptLine, place_lines, tracks
 
-    by_text = {x.text: x for x in phrase_lines()}
-    chosen = [by_text[t] for t in (*PLANTED, *NEUTRAL)]
     placed = place_lines([ScriptLine("trainee", x.text, x.voice, rate_wpm=x.rate_wpm, gap_s=1.9) for x in chosen],
                          cache_dir=tts_cache)
     track = Audio(tracks(placed)["trainee"], ANALYSIS_RATE_HZ)
@@ -175,6 +174,16 @@ def test_real_espeak_dutch_phrases_are_found_by_the_audio_check_and_none_invente
         assert turn is not None, x.text
         found[x.text] = {ph.category for ph in turn.phrases}
         text_only[x.text] = {h.category for h in find_phrases(turn.text, language="nl")}
+    return found, text_only
+
+
+def test_real_espeak_dutch_phrases_are_found_by_the_audio_check_and_none_invented(transcriber, tts_cache):
+    """Real espeak-ng Dutch and the real model, through the whole-call analysis."""
+    from roleplay.bench.accuracy import phrase_lines
+
+    by_text = {x.text: x for x in phrase_lines()}
+    chosen = [by_text[t] for t in (*PLANTED, *NEUTRAL)]
+    found, text_only = _phrases_through_the_pipeline(chosen, transcriber, tts_cache)
     hits = [t for t, cat in PLANTED.items() if cat in found[t]]
     by_text_alone = [t for t, cat in PLANTED.items() if cat in text_only[t]]
     assert len(by_text_alone) <= 1, text_only  # the transcripts really are garbled
@@ -226,9 +235,7 @@ NEURAL_PLANTED = {  # lines of the set in Kokoro voices whose transcripts the te
 def test_neural_dutch_phrases_are_found_by_the_audio_check_and_none_invented(transcriber, tts_cache):
     """The same check on Dutch that Whisper base hears about as well as a person (Kokoro voices:
     word error rate 26-27 % against 56-67 % for espeak-ng), through the whole-call analysis."""
-    from roleplay.analysis.pipeline import analyse_audio
-    from roleplay.bench.accuracy import _turn_at, phrase_lines
-    from roleplay.recording.scripted import ScriptLine, place_lines, tracks
+    from roleplay.bench.accuracy import phrase_lines
     from roleplay.speech import kokoro
 
     if kokoro.unavailable("im_nicola") or kokoro.unavailable("if_sara"):
@@ -236,16 +243,7 @@ def test_neural_dutch_phrases_are_found_by_the_audio_check_and_none_invented(tra
     by_text = {x.text: x for x in phrase_lines(voice_key="neural_voices")}
     chosen = [by_text[t] for t in (*NEURAL_PLANTED, *NEUTRAL[:2])]
     assert {x.voice for x in chosen} == {"nl-kokoro-woman", "nl-kokoro-man"}
-    placed = place_lines([ScriptLine("trainee", x.text, x.voice, rate_wpm=x.rate_wpm, gap_s=1.9) for x in chosen],
-                         cache_dir=tts_cache)
-    track = Audio(tracks(placed)["trainee"], ANALYSIS_RATE_HZ)
-    analysis = analyse_audio(caller=None, trainee=track, language="nl", transcriber=transcriber)
-    found, text_only = {}, {}
-    for x, p in zip(chosen, placed, strict=True):
-        turn = _turn_at(analysis, p)
-        assert turn is not None, x.text
-        found[x.text] = {ph.category for ph in turn.phrases}
-        text_only[x.text] = {h.category for h in find_phrases(turn.text, language="nl")}
+    found, text_only = _phrases_through_the_pipeline(chosen, transcriber, tts_cache)
     hits = [t for t, cat in NEURAL_PLANTED.items() if cat in found[t]]
     assert sum(cat in text_only[t] for t, cat in NEURAL_PLANTED.items()) <= 1, text_only
     assert len(hits) >= 5, found  # 6 of 6 in the bench run of 2026-12-01

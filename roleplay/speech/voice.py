@@ -703,6 +703,7 @@ def synthesizer_for(profile: VoiceProfile, *, timeout_s: float = DEFAULT_TIMEOUT
         _warn_once(f"voice {profile.id}: Kokoro unavailable ({missing}); "
                    f"falling back to espeak-ng voice {profile.engine_voice}")
     if profile.engine == "piper":
+        # engine_missing found the model when nothing is missing; this gets its path
         model = resolve_piper_model(profile.piper_model)[0] if profile.piper_model and not missing else None
         if model is not None:
             # the base pitch is in the key: the shift is measured from it
