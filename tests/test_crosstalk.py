@@ -144,16 +144,12 @@ def test_tracks_too_short_for_a_leak_estimate_are_left_as_they_are():
         assert leaks == () and out["trainee"] is tracks["trainee"] and out["caller"] is tracks["caller"]
 
 
-def test_double_talk_under_a_louder_leak_is_kept(tts_cache) -> None:
-    """The trainee talking over the caller at 0, -6 and -9 dB while the caller leaks at -8 or
-    -12 dB (wideband and phone band): a frame only a little louder than the predicted leak is the
-    trainee too, not the leak alone. At most 18 % of the double-talk frames may be silenced over all
-    nine: with a 4 dB level margin 143 of 698 were (20.5 %), with 2.5 dB 112 (16 %); the frames
-    still lost are where the trainee is several dB under the leak (docs/benchmarks.md).
-    CrosstalkSettings.level_margin_db."""
+def _double_talk_lost(tts_cache, trainee_dbs: tuple[float, ...], settings: CrosstalkSettings) -> tuple[int, int]:
+    """Double-talk frames silenced / all, the trainee talking over the caller at `trainee_dbs`
+    while the caller leaks at -8 or -12 dB (wideband and phone band)."""
     voices = {"caller": "nl-man-middle", "trainee": "nl-trainee-woman"}
     lost = total = 0
-    for trainee_db in (0.0, -6.0, -9.0):
+    for trainee_db in trainee_dbs:
         lines = [ScriptLine(who, text, voices[who], gap_s=gap, overlap_at_s=at,
                             gain_db=trainee_db if who == "trainee" else 0.0,
                             kind="interruption" if at is not None else "turn")
@@ -162,8 +158,51 @@ def test_double_talk_under_a_louder_leak_is_kept(tts_cache) -> None:
         for spec in (LeakSpec("x", 15, -8, True), LeakSpec("x", 5, -8, False), LeakSpec("x", 20, -12, True)):
             lt = leaked_tracks(tr["caller"], tr["trainee"], spec, rate_hz=RATE_HZ)
             both = (_energy(lt.clean_trainee) > 1e-5) & (_energy(lt.caller) > 1e-5)
-            out = remove_leak(lt.caller, lt.trainee, rate_hz=RATE_HZ).samples
+            out = remove_leak(lt.caller, lt.trainee, rate_hz=RATE_HZ, settings=settings).samples
             lost += int(((_energy(out) < 1e-9) & both).sum())
             total += int(both.sum())
+    return lost, total
+
+
+def test_double_talk_under_a_louder_leak_is_kept(tts_cache) -> None:
+    """The trainee talking over the caller at 0, -6 and -9 dB while the caller leaks at -8 or
+    -12 dB: the copy takes 6 dB and more away where the trainee is under the leak, so the level
+    rules alone silence 112 of 698 double-talk frames (16 %); the double-talk rule keeps all but 24
+    (3.4 %). At -12 dB the rules alone silence 108 of 223, with it 60. CrosstalkSettings.double_talk_db
+    (docs/benchmarks.md)."""
+    lost, total = _double_talk_lost(tts_cache, (0.0, -6.0, -9.0), CrosstalkSettings())
     assert total > 600
-    assert lost <= 0.18 * total, (lost, total)
+    assert lost <= 0.06 * total, (lost, total)
+    # the rule is what keeps them: without it the same frames are lost
+    lost_without, _ = _double_talk_lost(tts_cache, (0.0, -6.0, -9.0), CrosstalkSettings(double_talk_db=0.0))
+    assert lost_without >= 0.12 * total, (lost_without, total)
+    lost_12, total_12 = _double_talk_lost(tts_cache, (-12.0,), CrosstalkSettings())
+    assert lost_12 <= 0.35 * total_12, (lost_12, total_12)
+
+
+def test_a_moment_the_filters_lose_is_not_taken_for_double_talk(planted) -> None:
+    """The echo path jumps by 1 or 2 ms for 80 ms where only the caller talks (a sound server
+    moving its output): the residue there is far above the leak's usual residue, as in double talk,
+    but it is the caller's voice, which a local fit on the caller track explains; it stays silenced.
+    Without that test (`double_talk_share` 1.0) 40 such frames over 24 jumps came through."""
+    _, tr = planted
+    caller = tr["caller"].astype(np.float64)
+    clean, caller_e = _energy(tr["trainee"]), _energy(caller)
+    only_caller = np.flatnonzero((caller_e > 1e-4) & (clean == 0))
+    gain, delay, n = 10 ** (-10 / 20), 160, 4
+    through = {0.1: 0, 1.0: 0}
+    for jump in (16, 32):
+        for f in only_caller[::40][:12]:
+            leak = gain * np.r_[np.zeros(delay), caller[:-delay]]
+            moved = gain * np.r_[np.zeros(delay + jump), caller[:-(delay + jump)]]
+            a = int(f) * FRAME
+            leak[a:a + n * FRAME] = moved[a:a + n * FRAME]
+            noise = 10 ** (NOISE_DBFS / 20) * np.random.default_rng(0).standard_normal(len(caller))
+            trainee = (tr["trainee"] + leak + noise).astype(np.float32)
+            for share in through:
+                out = remove_leak(caller.astype(np.float32), trainee, rate_hz=RATE_HZ,
+                                  settings=CrosstalkSettings(double_talk_share=share)).samples
+                heard = (_energy(out) > 1e-9) & (clean == 0) & (caller_e > 1e-5)
+                through[share] += int(heard[f - 2:f + n + 2].sum())
+    assert through[1.0] >= 20, through  # the test can fail: the jumps do look like double talk
+    assert through[0.1] <= 4, through

@@ -24,7 +24,13 @@ it does not bias the fit; only its variance). Then, per 20 ms frame:
   frame is at most `level_margin_db` louder than the predicted leak) is the leak alone and is set
   to silence, unless the target party was clearly heard just before (`hold_s`,
   so the soft ends of their words stay); real double talk adds energy the copy cannot explain and
-  stays.
+  stays;
+- double talk under a louder leak: the level rules take a frame for the leak alone when the
+  copy takes 6 dB away, which it also does where the target party speaks 9 dB under the leak.
+  Such a frame is kept when the subtraction left far more there (`double_talk_db`) than it leaves
+  of the leak alone elsewhere in the block, and what it left is not the source's voice (a local
+  least-squares fit on the source explains under `double_talk_share` of it): a path the filters
+  lost for a moment leaves the leak itself, which that fit explains.
 
 `method="gate"` is the live drill's echo gate applied afterwards (no subtraction: a frame passes
 only when it is `margin_db` louder than the predicted leak), kept as the comparison in
@@ -88,6 +94,17 @@ class CrosstalkSettings:
     # 3 dB all keep every interruption with no phantom turn (docs/benchmarks.md)
     level_margin_db: float = 2.5
     hold_s: float = 0.2
+    # double talk under a louder leak: a frame the level rules call the leak alone whose residue is
+    # this far above what the subtraction leaves of the leak alone (`_leak_residue`) and which the
+    # source explains less than `double_talk_share` of (`_source_share`) is the target party (0:
+    # off). Chosen on the planted double talk of tests/test_crosstalk.py and five live drills: a
+    # share of 0.2 kept a run of leak in one drill (a phantom turn), 0.1 none (docs/benchmarks.md)
+    double_talk_db: float = 10.0
+    double_talk_min_frames: int = 10  # leak-alone frames a block needs to measure that residue
+    double_talk_share: float = 0.1
+    # frames in a row it keeps before they hold the frames after them (`hold_s`): one lone frame
+    # with its hold made a phantom backchannel in a live drill
+    double_talk_run: int = 3
     min_block_erle_db: float = 8.0
     max_gain_db: float = -3.0
     min_leak_rms: float = 10 ** (-70 / 20)  # a predicted leak under -70 dBFS is nothing
@@ -357,24 +374,32 @@ def remove_leak(source: np.ndarray, target: np.ndarray, *, rate_hz: int,
                for f in fits if f.confident]
     out = target.astype(np.float32, copy=True)
     leak_frames = np.zeros(len(target) // frame, dtype=bool)
-    blocks: list[_BlockOut] = []
-    leak_in = leak_out = 0.0
+    subtracted = []
     for fits in per_block if confident else ():
         s, e = fits[0].start, fits[0].end
         cands = _candidates(fits, confident, settings.search_s * rate_hz)
         finer = [f for f in refined if f.start < e and f.end > s]
-        block_out = _clean_block(source, target, s, e, cands, finer, measured=any(f.confident for f in fits),
-                                 frame=frame, settings=settings) if cands else None
-        if block_out is None:
-            continue
+        sub = _subtract(source, target, s, e, cands, finer, measured=any(f.confident for f in fits),
+                        frame=frame, settings=settings) if cands else None
+        if sub is not None:
+            subtracted.append(sub)
+    residue = {sub.start: _leak_residue(sub, settings) for sub in subtracted if sub.measures}
+    blocks: list[_BlockOut] = []
+    leak_in = leak_out = 0.0
+    for sub in subtracted:
+        # a block in double talk has no leak-alone frames of its own to measure: the blocks whose
+        # filters it borrowed do
+        ref = residue.get(sub.start)
+        ref = _median([residue.get(c) for c in sub.borrowed]) if ref is None else ref
+        block_out = _decide(source, sub, ref, frame=frame, settings=settings)
         blocks.append(block_out)
         leak_in += block_out.leak_in
         leak_out += block_out.leak_out
-        out[s:e] = block_out.samples
-        leak_frames[s // frame:e // frame] = block_out.alone
+        out[sub.start:sub.end] = block_out.samples
+        leak_frames[sub.start // frame:sub.end // frame] = block_out.alone
     found = bool(blocks)
     # delay and level from the confident blocks the filters cancel (elsewhere the fit is no measure)
-    measured = [b for b in blocks if b.measures] or blocks
+    measured = [b for b in subtracted if b.measures] or subtracted
     delays = [b.peak for b in measured]
     pred_energy, src_energy = sum(b.pred_energy for b in measured), sum(b.src_energy for b in measured)
     report = LeakReport(
@@ -389,23 +414,40 @@ def remove_leak(source: np.ndarray, target: np.ndarray, *, rate_hz: int,
 
 
 @dataclass(frozen=True)
+class _Subtracted:
+    """A block with the predicted leak subtracted, before its frames are decided."""
+
+    start: int
+    end: int
+    cleaned: np.ndarray  # the residue (method "cancel") or the block as it was
+    ey: np.ndarray  # per frame: energy of the block, of the residue of the block's filters,
+    er: np.ndarray  # of the predicted leak, and of what the refined subtraction left
+    ep: np.ndarray
+    left: np.ndarray
+    active: np.ndarray  # the predicted leak is audible
+    alone: np.ndarray  # the level rules call the frame the leak alone
+    peak: int  # delay of the filter most frames took, samples
+    first_tap: int  # and of its first tap
+    pred_energy: float  # of the predicted leak
+    src_energy: float  # of the source at that delay
+    cancels: bool  # the subtraction takes energy away (else only the level criterion applied)
+    measures: bool  # and the block's own fit is confident: its delay and level are the leak's
+    borrowed: tuple[int, ...]  # starts of the blocks whose filters it may use
+
+
+@dataclass(frozen=True)
 class _BlockOut:
     samples: np.ndarray  # the block cleaned
     alone: np.ndarray  # per frame: the leak alone, set to silence
-    peak: int  # delay of the filter most frames took, samples
-    pred_energy: float  # of the predicted leak
-    src_energy: float  # of the source at that delay
     leak_in: float  # energy of the leak-alone frames before and after (ERLE)
     leak_out: float
-    cancels: bool  # the subtraction takes energy away (else only the level criterion applied)
-    measures: bool  # and the block's own fit is confident: its delay and level are the leak's
 
 
-def _clean_block(source: np.ndarray, target: np.ndarray, s: int, e: int, cands: list[_Fit], finer: list[_Fit],
-                 *, measured: bool, frame: int, settings: CrosstalkSettings) -> _BlockOut | None:
-    """target[s:e] with the predicted leak subtracted (method "cancel") and the frames it explains
-    set to silence; None when the source is silent there. `measured`: a fit of the block's own is
-    confident."""
+def _subtract(source: np.ndarray, target: np.ndarray, s: int, e: int, cands: list[_Fit], finer: list[_Fit],
+              *, measured: bool, frame: int, settings: CrosstalkSettings) -> _Subtracted | None:
+    """target[s:e] with the predicted leak subtracted (method "cancel") and the frames the level
+    rules call the leak alone; None when the source is silent there. `measured`: a fit of the
+    block's own is confident."""
     y = target[s:e].astype(np.float64)
     pred, choice, ep_any = _best_prediction(source, s, e, cands, y, frame)
     ey, er, ep = _energies(y, pred, frame)
@@ -437,15 +479,64 @@ def _clean_block(source: np.ndarray, target: np.ndarray, s: int, e: int, cands: 
         n = (b - a) // frame * frame
         less = np.repeat(_frame_energy(rest, frame) < _frame_energy(cleaned[a:b], frame), frame)[:n]
         cleaned[a:a + n][less] = rest[:n][less]
-    # clearly the target party: louder than the leak and well above the track's noise floor
-    voiced = active & ~alone & (er > ep) & (er > 4.0 * np.percentile(er, 10))
+    return _Subtracted(s, e, cleaned, ey, er, ep, _frame_energy(cleaned, frame), active, alone, use.peak, use.first_tap,
+                       float(np.sum(pred**2)), float(np.sum(_segment(source, s - use.peak, e - use.peak) ** 2)),
+                       cancels, cancels and measured, tuple(sorted({c.start for c in cands} - {s})))
+
+
+def _leak_residue(sub: _Subtracted, settings: CrosstalkSettings) -> float | None:
+    """What the subtraction leaves of the leak alone in this block: the median, over the frames the
+    level rules call the leak alone, of the residue against the predicted leak (a median of -20
+    dB, 10th to 90th percentile -23 to -16 dB, both in planted leak calls and in live drills over
+    module-loopback). None: too few such frames."""
+    if sub.alone.sum() < settings.double_talk_min_frames:
+        return None
+    return float(np.median(sub.left[sub.alone] / sub.ep[sub.alone]))
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.median(known)) if known else None
+
+
+def _source_share(source: np.ndarray, sub: _Subtracted, f: int, *, frame: int, settings: CrosstalkSettings,
+                  width: int = 2) -> float:
+    """How much of the residue around frame `f` (+-`width` frames) a least-squares filter of the
+    source over the block's filter taps explains: 0.4 to 1.0 for most leak the filters missed in
+    live drills, 0.01 to 0.17 for the other party's voice in planted double talk."""
+    n_taps = settings.taps_before + settings.taps_after + 1
+    a, b = max(0, f - width) * frame, min(len(sub.cleaned) // frame, f + width + 1) * frame
+    r = sub.cleaned[a:b]
+    x = _segment(source, sub.start + a - sub.first_tap - n_taps + 1, sub.start + b - sub.first_tap)
+    m = np.lib.stride_tricks.sliding_window_view(x, n_taps)[:, ::-1][: b - a]
+    g = np.linalg.lstsq(m, r, rcond=None)[0]
+    return float(1.0 - np.sum((r - m @ g) ** 2) / (np.sum(r**2) + 1e-20))
+
+
+def _decide(source: np.ndarray, sub: _Subtracted, leak_residue: float | None, *, frame: int,
+            settings: CrosstalkSettings) -> _BlockOut:
+    """The block cleaned: the frames that are the leak alone set to silence. `leak_residue`: what
+    the subtraction leaves of the leak alone here (`_leak_residue`), or None."""
+    alone = sub.alone.copy()
+    noise = 4.0 * float(np.percentile(sub.er, 10))  # well above the track's noise floor
+    if sub.cancels and leak_residue is not None and settings.double_talk_db > 0:
+        # double talk under a louder leak: the level rules took these frames for the leak alone,
+        # but the subtraction left far more than it leaves of the leak, and what it left is not the
+        # source's voice (a path the filters lost for a moment leaves the leak itself)
+        residue_high = alone & (sub.left > sub.ep * leak_residue * 10 ** (settings.double_talk_db / 10)) \
+            & (sub.left > noise)
+        for f in np.flatnonzero(residue_high):
+            if _source_share(source, sub, int(f), frame=frame, settings=settings) < settings.double_talk_share:
+                alone[f] = False
+    # clearly the target party: louder than the leak and well above the track's noise floor; of
+    # the frames the double-talk rule kept, only runs (a lone one was a path the filters lost)
+    kept = _runs(sub.alone & ~alone, settings.double_talk_run)
+    voiced = sub.active & (~sub.alone | kept) & (sub.er > sub.ep) & (sub.er > noise)
     alone = _held(alone, voiced, int(settings.hold_s / settings.frame_s))
-    left = _frame_energy(cleaned, frame)  # what the subtraction left, for the ERLE
-    cleaned = cleaned.reshape(-1, frame)
+    cleaned = sub.cleaned.reshape(-1, frame).copy()
     cleaned[alone] = 0.0
-    return _BlockOut(cleaned.reshape(-1).astype(np.float32), alone, use.peak, float(np.sum(pred**2)),
-                     float(np.sum(_segment(source, s - use.peak, e - use.peak) ** 2)),
-                     float(np.sum(ey[alone])), float(np.sum(left[alone])), cancels, cancels and measured)
+    return _BlockOut(cleaned.reshape(-1).astype(np.float32), alone, float(np.sum(sub.ey[alone])),
+                     float(np.sum(sub.left[alone])))
 
 
 def _candidates(fits: list[_Fit], confident: list[_Fit], slack: float) -> list[_Fit]:
@@ -484,6 +575,18 @@ def _best_prediction(source: np.ndarray, s: int, e: int, cands: list[_Fit], y: n
     pred = preds[:, : n * frame].reshape(len(cands), n, frame)[choice, np.arange(n)].reshape(-1)
     loudest = np.max([_frame_energy(p, frame) for p in preds], axis=0)
     return pred, choice, loudest
+
+
+def _runs(mask: np.ndarray, n: int) -> np.ndarray:
+    """`mask` without its runs shorter than `n` frames."""
+    if n <= 1:
+        return mask
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    out = np.zeros_like(mask)
+    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        if b - a >= n:
+            out[a:b] = True
+    return out
 
 
 def _held(alone: np.ndarray, voiced: np.ndarray, hold: int) -> np.ndarray:
