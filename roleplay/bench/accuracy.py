@@ -393,6 +393,7 @@ def run_accuracy(*, model: str | None) -> int:
     else:
         print(f"\n(human read speech skipped: {human_dir} is not present)")
     leak_figures = _run_leak_calls(acc_set, transcriber=transcriber, cache_dir=tts_cache)
+    leak_figures |= _run_double_talk(cache_dir=tts_cache)
     real_figures = _run_real_conversations(transcriber=transcriber)
     phrase_figures = score_phrase_set(transcriber=transcriber, cache_dir=tts_cache)
     elapsed = time.perf_counter() - started
@@ -431,6 +432,12 @@ def _run_leak_calls(acc_set: AccuracySet, *, transcriber: Any, cache_dir: Path) 
     specs = leak_specs(yaml.safe_load(SET_PATH.read_text(encoding="utf-8")))
     return run_leak_calls(specs, {c.id: c for c in acc_set.calls}, transcriber=transcriber, cache_dir=cache_dir,
                           score_overlaps=_score_overlaps, new_tally=Tally.empty)
+
+
+def _run_double_talk(*, cache_dir: Path) -> dict[str, str]:
+    from roleplay.bench.leaks import run_double_talk
+
+    return run_double_talk(cache_dir=cache_dir)
 
 
 def _run_real_conversations(*, transcriber: Any) -> dict[str, str]:

@@ -65,6 +65,67 @@ def leaked_tracks(caller: np.ndarray, trainee: np.ndarray, spec: LeakSpec, *, ra
     return LeakTracks(caller.astype(np.float32), mic, trainee.astype(np.float32), rate_hz)
 
 
+# the caller talks; the trainee waits, then cuts in over the caller's second line (double talk)
+DOUBLE_TALK_SCRIPT = (
+    ("caller", "Ik wacht al een uur op de dokter en er komt gewoon niemand langs.", None, 0.6),
+    ("trainee", "Ik begrijp dat u ongerust bent.", None, 1.0),
+    ("caller", "Ongerust? Ik ben woedend, jullie beloofden dat de dokter zou komen vanavond.", None, 0.6),
+    ("trainee", "Maar meneer, luister nu eens even naar mij.", 3.2, 0.0),
+    ("caller", "Nee, nu luistert u naar mij.", None, 0.8),
+)
+DOUBLE_TALK_VOICES = {"caller": "nl-man-middle", "trainee": "nl-trainee-woman"}
+DOUBLE_TALK_LEAKS = (LeakSpec("x", 15, -8, True), LeakSpec("x", 5, -8, False), LeakSpec("x", 20, -12, True))
+
+
+def _frame_energy(x: np.ndarray, frame: int) -> np.ndarray:
+    n = len(x) // frame
+    energy: np.ndarray = np.mean(x[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1)
+    return energy
+
+
+def double_talk_lost(trainee_db: float, *, cache_dir: Path, settings: Any = None) -> tuple[int, int]:
+    """(double-talk frames the canceller set to silence, all double-talk frames) when the trainee
+    cuts in over the caller `trainee_db` against the caller's level while the caller leaks into
+    the trainee's track (`DOUBLE_TALK_LEAKS`: -8 and -12 dB, wideband and phone band). Real
+    espeak-ng speech; 20 ms frames where both planted voices are over -50 dBFS."""
+    from roleplay.audio.clip import ANALYSIS_RATE_HZ
+    from roleplay.audio.crosstalk import DEFAULT_CROSSTALK, remove_leak
+    from roleplay.recording.scripted import ScriptLine, place_lines, tracks
+
+    frame = int(0.02 * ANALYSIS_RATE_HZ)
+    lines = [ScriptLine(who, text, DOUBLE_TALK_VOICES[who], gap_s=gap, overlap_at_s=at,
+                        gain_db=trainee_db if who == "trainee" else 0.0,
+                        kind="interruption" if at is not None else "turn")
+             for who, text, at, gap in DOUBLE_TALK_SCRIPT]
+    planted = tracks(place_lines(lines, cache_dir=cache_dir))
+    lost = total = 0
+    for spec in DOUBLE_TALK_LEAKS:
+        lt = leaked_tracks(planted["caller"], planted["trainee"], spec, rate_hz=ANALYSIS_RATE_HZ)
+        both = (_frame_energy(lt.clean_trainee, frame) > 1e-5) & (_frame_energy(lt.caller, frame) > 1e-5)
+        out = remove_leak(lt.caller, lt.trainee, rate_hz=ANALYSIS_RATE_HZ,
+                          settings=settings or DEFAULT_CROSSTALK).samples
+        lost += int(((_frame_energy(out, frame) < 1e-9) & both).sum())
+        total += int(both.sum())
+    return lost, total
+
+
+def run_double_talk(*, cache_dir: Path) -> dict[str, str]:
+    """Prints the planted double talk under a louder leak, with the canceller's double-talk rule and
+    with the level rules alone; returns the key=value figures."""
+    from roleplay.audio.crosstalk import CrosstalkSettings
+
+    print("\n== double talk under a louder leak (the trainee cuts in over the caller; the caller leaks "
+          "at -8 and -12 dB): double-talk frames set to silence")
+    figures = {}
+    for trainee_db in (0.0, -6.0, -9.0, -12.0):
+        lost, total = double_talk_lost(trainee_db, cache_dir=cache_dir)
+        before, _ = double_talk_lost(trainee_db, cache_dir=cache_dir, settings=CrosstalkSettings(double_talk_db=0.0))
+        print(f"  trainee {trainee_db:+.0f} dB: {lost} of {total} ({100 * lost / max(total, 1):.1f} %); "
+              f"level rules alone {before} ({100 * before / max(total, 1):.1f} %)")
+        figures[f"double_talk_lost_pct_{abs(trainee_db):.0f}db"] = f"{100 * lost / max(total, 1):.1f}"
+    return figures
+
+
 def erle_db(tracks: LeakTracks, cleaned: np.ndarray, *, frame_s: float = 0.02) -> float | None:
     """Echo return loss enhancement where only the leak (and the noise floor) sounds: frames where
     the caller speaks and the planted trainee is silent."""
