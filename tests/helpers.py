@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 
 def assert_one_line(err: str, *fragments: str) -> str:
@@ -55,3 +56,23 @@ def history_with_accounts(path: Path, users: dict[str, str], *, password: str = 
             for trainer in trainers:
                 acc.set_group_trainer(group, trainer, member=True)
     return path
+
+
+class _OutputClock(Protocol):
+    output_position_samples: int
+
+
+class FakePlayback:
+    """What a fake stream's `play` returns: a caller line playing from `start` to `end` (samples) on
+    the stream's output clock, which the test or the fake stream moves."""
+
+    def __init__(self, stream: _OutputClock, start: int, end: int) -> None:
+        self.stream, self.start_sample, self.end_sample = stream, start, end
+
+    @property
+    def played_until_sample(self) -> int:
+        return min(self.stream.output_position_samples, self.end_sample)
+
+    @property
+    def done(self) -> bool:
+        return self.stream.output_position_samples >= self.end_sample

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import FakePlayback
 
 from roleplay.analysis.pipeline import Phrase, Turn
 from roleplay.audio.clip import Audio
@@ -156,19 +157,6 @@ def run_demo_loop(scenario_id: str, seed: int) -> tuple[list[dict[str, Any]], st
 # --------------------------------------------------------------------------- the drill's clock
 
 
-class Playback:
-    def __init__(self, stream: FakeStream, start: int, end: int) -> None:
-        self.stream, self.start_sample, self.end_sample = stream, start, end
-
-    @property
-    def played_until_sample(self) -> int:
-        return min(self.stream.output_position_samples, self.end_sample)
-
-    @property
-    def done(self) -> bool:
-        return self.stream.output_position_samples >= self.end_sample
-
-
 class FakeStream:
     """Output starts where the test has moved the output position to."""
 
@@ -177,9 +165,9 @@ class FakeStream:
         self.input_position_samples = 0
         self.restarts = 0
 
-    def play(self, audio: Audio) -> Playback:
+    def play(self, audio: Audio) -> FakePlayback:
         start = self.output_position_samples
-        return Playback(self, start, start + len(audio.samples))
+        return FakePlayback(self, start, start + len(audio.samples))
 
     def stop_playback(self) -> None:
         pass

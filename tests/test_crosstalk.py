@@ -166,6 +166,7 @@ def test_double_talk_under_a_louder_leak_is_kept(tts_cache) -> None:
     assert lost_12 <= 0.35 * total_12, (lost_12, total_12)
 
 
+@pytest.mark.slow
 def test_a_moment_the_filters_lose_is_not_taken_for_double_talk(planted) -> None:
     """The echo path jumps by 1 or 2 ms for 80 ms where only the caller talks (a sound server
     moving its output): the residue there is far above the leak's usual residue, as in double talk,
@@ -195,6 +196,7 @@ def test_a_moment_the_filters_lose_is_not_taken_for_double_talk(planted) -> None
     assert through[0.1] <= 4, through
 
 
+@pytest.mark.slow
 def test_the_accuracy_bench_prints_the_double_talk_figures(tts_cache, capsys) -> None:
     """`roleplay bench accuracy` prints the planted double talk per trainee level, with the rule and
     with the level rules alone, and puts the percentages on its key=value line."""

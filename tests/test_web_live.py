@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import history_with_accounts
+from helpers import FakePlayback, history_with_accounts
 from starlette.testclient import TestClient
 
 from roleplay.audio.clip import Audio
@@ -87,19 +87,6 @@ def post(client: TestClient, csrf: str, url: str, **form: str):
 # --------------------------------------------------------------------------- a real Drill, a fake stream
 
 
-class _Playback:
-    def __init__(self, stream: PacedStream, start: int, end: int) -> None:
-        self.stream, self.start_sample, self.end_sample = stream, start, end
-
-    @property
-    def played_until_sample(self) -> int:
-        return min(self.stream.output_position_samples, self.end_sample)
-
-    @property
-    def done(self) -> bool:
-        return self.stream.output_position_samples >= self.end_sample
-
-
 class PacedStream:
     """A microphone that delivers quiet noise in real time, block by block, as the sound card does."""
 
@@ -116,9 +103,9 @@ class PacedStream:
         self.input_position_samples = self.output_position_samples = end
         return (0.01 * self.noise.standard_normal(BLOCK)).astype(np.float32)
 
-    def play(self, audio: Audio) -> _Playback:
+    def play(self, audio: Audio) -> FakePlayback:
         start = self.output_position_samples
-        return _Playback(self, start, start + len(audio.samples))
+        return FakePlayback(self, start, start + len(audio.samples))
 
     def stop_playback(self) -> None:
         pass
