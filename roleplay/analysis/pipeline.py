@@ -462,8 +462,8 @@ def _interruptions(turns: list[Turn], segs: dict[str, list[_Segment]], settings:
                    ) -> list[Interruption]:
     out: list[Interruption] = []
     previous: dict[str, Turn] = {}  # each speaker's turn before this one
-    # each speaker's last cut-in with too little overlap to count, and the turn it got to
-    short: dict[str, tuple[Interruption, int]] = {}
+    # each speaker's last cut-in (counted or still too short to count) and the turn it got to
+    last_cut_in: dict[str, tuple[Interruption, int]] = {}
     for t in turns:
         before, previous[t.speaker] = previous.get(t.speaker), t
         other_segs = segs[_other(t.speaker)]
@@ -477,25 +477,21 @@ def _interruptions(turns: list[Turn], segs: dict[str, list[_Segment]], settings:
         overlap = sum(max(0.0, min(own.end_s, talk.end_s) - max(own.start_s, t.start_s)) for own in own_segs)
         victim = next((u.index for u in turns if u.speaker != t.speaker and u.start_s <= t.start_s <= u.end_s),
                       None)
-        # resuming after a short pause while the same turn of the other party goes on (a cut-in split
-        # in two by its pause, the other talking through it) continues that interruption: one, not two
-        last = out[-1] if out else None
-        if (before is not None and last is not None and last.turn == before.index and victim is not None
-                and last.interrupted_turn == victim and t.start_s - before.end_s <= settings.turn_gap_s):
-            out[-1] = replace(last, overlap_s=round(last.overlap_s + overlap, 3))
-            continue
-        # ... and so does resuming after a cut-in too short to count ('Twenty minutes?' - pause -
-        # 'That is far too long!' over the same sentence): the overlaps add up, from the first onset
-        first, reached = short.pop(t.speaker, (None, -1))
-        if (before is not None and first is not None and reached == before.index and victim is not None
-                and first.interrupted_turn == victim and t.start_s - before.end_s <= settings.turn_gap_s):
+        # resuming after a short pause while the same turn of the other party goes on continues the
+        # cut-in, counted or not ('Twenty minutes?' - pause - 'That is far too long!' over the same
+        # sentence): one interruption from the first onset, the overlaps added up
+        first, reached = last_cut_in.pop(t.speaker, (None, -1))
+        resumes = (before is not None and first is not None and reached == before.index and victim is not None
+                   and first.interrupted_turn == victim and t.start_s - before.end_s <= settings.turn_gap_s)
+        if first is not None and resumes:
             cut_in = replace(first, overlap_s=round(first.overlap_s + overlap, 3))
         else:
             cut_in = Interruption(t.speaker, t.start_s, round(overlap, 3), t.index, victim)
-        if cut_in.overlap_s < settings.min_interruption_overlap_s:
-            short[t.speaker] = (cut_in, t.index)
-            continue
-        out.append(cut_in)
+        last_cut_in[t.speaker] = (cut_in, t.index)
+        if resumes and first in out:
+            out[out.index(first)] = cut_in
+        elif cut_in.overlap_s >= settings.min_interruption_overlap_s:
+            out.append(cut_in)
     return out
 
 
