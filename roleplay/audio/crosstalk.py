@@ -97,6 +97,10 @@ class CrosstalkSettings:
     # 3 dB all keep every interruption with no phantom turn (docs/benchmarks.md)
     level_margin_db: float = 2.5
     hold_s: float = 0.2
+    # where the filters do not cancel (the path moved at a dropout), only this many clearly-target
+    # frames in a row hold: one frame over a predicted leak at the old delay made a phantom
+    # backchannel in a live drill; in cancelling blocks one frame holds (a word's soft end)
+    hold_run: int = 2
     # double talk under a louder leak: a frame the level rules call the leak alone whose residue is
     # this far above what the subtraction leaves of the leak alone (`_leak_residue`) and which the
     # source explains less than `double_talk_share` of (`_source_share`) is the target party (0:
@@ -567,7 +571,10 @@ def _decide(source: np.ndarray, sub: _Subtracted, leak_residue: float | None, cl
                 alone[f] = False
         if settings.double_talk_run:
             voiced |= _runs(sub.alone & ~alone, settings.double_talk_run) & (sub.er > sub.ep)
-    alone = _held(alone, voiced, int(settings.hold_s / settings.frame_s))
+    # where the filters do not cancel, the predicted leak may sit at an old delay (the path moved
+    # at a dropout): a lone frame over it is that misplaced leak, not a word whose end to keep
+    holding = voiced if sub.cancels else _runs(voiced, settings.hold_run)
+    alone = _held(alone, holding, int(settings.hold_s / settings.frame_s))
     cleaned = sub.cleaned.reshape(-1, frame).copy()
     cleaned[alone] = 0.0
     return _BlockOut(cleaned.reshape(-1).astype(np.float32), alone, float(np.sum(sub.ey[alone])),
