@@ -517,8 +517,9 @@ def _median(values: list[float | None]) -> float | None:
 def _source_share(source: np.ndarray, sub: _Subtracted, f: int, *, frame: int, settings: CrosstalkSettings,
                   width: int = 2) -> float:
     """How much of the residue around frame `f` (+-`width` frames) a least-squares filter of the
-    source over the block's filter taps explains: 0.4 to 1.0 for most leak the filters missed in
-    live drills, 0.01 to 0.17 for the other party's voice in planted double talk."""
+    source over the block's filter taps explains: 0.4 or more for 298 of 331 frames of leak the
+    filters missed in five live drills (11 under 0.2), 0.01 to 0.20 (median 0.01 to 0.04) for the
+    other party's voice in planted double talk."""
     n_taps = settings.taps_before + settings.taps_after + 1
     a, b = max(0, f - width) * frame, min(len(sub.cleaned) // frame, f + width + 1) * frame
     r = sub.cleaned[a:b]
