@@ -529,11 +529,15 @@ def _source_share(source: np.ndarray, sub: _Subtracted, f: int, *, frame: int, s
     return float(1.0 - np.sum((r - m @ g) ** 2) / (np.sum(r**2) + 1e-20))
 
 
+def _noise(sub: _Subtracted) -> float:
+    """Well above the track's noise floor in this block."""
+    return 4.0 * float(np.percentile(sub.er, 10))
+
+
 def _voiced(sub: _Subtracted) -> np.ndarray:
     """Frames that are clearly the target party: not the leak alone by the level rules, louder than
     the predicted leak and well above the track's noise floor."""
-    noise = 4.0 * float(np.percentile(sub.er, 10))
-    voiced: np.ndarray = sub.active & ~sub.alone & (sub.er > sub.ep) & (sub.er > noise)
+    voiced: np.ndarray = sub.active & ~sub.alone & (sub.er > sub.ep) & (sub.er > _noise(sub))
     return voiced
 
 
@@ -564,7 +568,7 @@ def _decide(source: np.ndarray, sub: _Subtracted, leak_residue: float | None, cl
         # but the subtraction left far more than it leaves of the leak, what it left is not the
         # source's voice (a path the filters lost for a moment leaves the leak itself), and the
         # target party is clearly heard close by (lone frames were such a lost path in live drills)
-        noise = 4.0 * float(np.percentile(sub.er, 10))
+        noise = _noise(sub)
         residue_high = alone & close & (sub.left > sub.ep * leak_residue * 10 ** (settings.double_talk_db / 10)) \
             & (sub.left > noise)
         for f in np.flatnonzero(residue_high):
